@@ -1,0 +1,1 @@
+"""The default configuration pagerd runs with, shipped as package data (`pagerd.defaults`)."""

@@ -1,0 +1,1 @@
+"""The daemon: application wiring, HTTP server and process lifecycle."""

@@ -1,0 +1,1 @@
+"""Notifiers: the ways pagerd delivers a notification to a receiver."""

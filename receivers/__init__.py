@@ -1,0 +1,1 @@
+"""Intake: HTTP payloads from monitoring systems, turned into canonical alerts."""

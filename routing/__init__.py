@@ -1,0 +1,1 @@
+"""The routing tree: matchers, routes, inhibition, time intervals, grouping."""

@@ -1,0 +1,1 @@
+"""Durable state: alerts, incidents, timelines and timers (SQLite; Redis for replicas)."""
