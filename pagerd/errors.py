@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from pagerd.yamlsource import Position
+from pagerd.yamlsource import Position, position
 
 
 class ConfigError(Exception):
@@ -22,3 +23,11 @@ class ConfigErrors(Exception):
     def __init__(self, errors: Iterable[ConfigError]) -> None:
         self.errors = sorted(errors, key=lambda e: (e.position.file, e.position.line))
         super().__init__("\n".join(str(e) for e in self.errors))
+
+
+def refuse_unknown(node: dict[str, Any], known: Iterable[str], errors: list[ConfigError]) -> None:
+    """Add an error for each key of `node` that is not `known`: a typo must not pass."""
+    allowed = set(known)
+    for key in node:
+        if key not in allowed:
+            errors.append(ConfigError(position(node, key), f"unknown field {key!r}"))

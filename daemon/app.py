@@ -1,0 +1,204 @@
+"""The HTTP API: intake endpoints, incidents, health, metrics and reload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from pagerd.daemon.core import Daemon
+from pagerd.errors import ConfigErrors
+from pagerd.receivers.alertmanager import parse_notification
+from pagerd.receivers.auth import presented_token, token_matches
+from pagerd.receivers.errors import PayloadError
+from pagerd.store.base import StoreUnavailable
+
+log = structlog.get_logger("pagerd.http")
+
+RETRY_AFTER = "5"
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.Response(body=orjson.dumps(body), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def unavailable(daemon: Daemon, reason: str) -> web.Response:
+    """pagerd's own trouble: 503 with Retry-After, so senders retry instead of dropping."""
+    daemon.metrics.unavailable.labels(reason).inc()
+    return json_response({"error": f"pagerd is unavailable: {reason}"}, 503,
+                         {"Retry-After": RETRY_AFTER})
+
+
+def unauthorized(daemon: Daemon, endpoint: str) -> web.Response:
+    """Missing or wrong credentials."""
+    daemon.metrics.auth_failures.labels(endpoint).inc()
+    return json_response({"error": "missing or invalid credentials", "field": "Authorization"},
+                         401, {"WWW-Authenticate": 'Bearer realm="pagerd"'})
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    """The request's JSON body; PayloadError (4xx) for what is not one."""
+    if request.content_type != "application/json":
+        raise PayloadError("Content-Type", "must be application/json", status=415)
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadError("body", f"larger than {limit} bytes", status=413)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadError("body", f"larger than {limit} bytes", status=413) from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError("body", f"invalid JSON: {exc}") from None
+
+
+class Api:
+    """Request handlers bound to one daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+
+    def admin_ok(self, request: web.Request) -> bool:
+        """Whether the request carries the admin token."""
+        token = presented_token(request.headers, request.query)
+        return token_matches(token, self.daemon.admin_token)
+
+    async def alertmanager(self, request: web.Request) -> web.Response:
+        """POST /api/v1/alertmanager[/{integration}]: an Alertmanager webhook notification."""
+        daemon = self.daemon
+        name = request.match_info.get("integration", "alertmanager")
+        if not daemon.accepting:
+            return unavailable(daemon, "shutting down")
+        integration = daemon.settings.integrations.get(name)
+        if integration is None or integration.type != "alertmanager":
+            return json_response({"error": f"no alertmanager integration {name!r}",
+                                  "field": "integration"}, 404)
+        token = presented_token(request.headers, request.query)
+        if not token_matches(token, daemon.tokens.get(name)):
+            return unauthorized(daemon, name)
+        try:
+            body = await read_json(request, daemon.settings.max_body_bytes)
+            notification = parse_notification(body, name)
+        except PayloadError as exc:
+            daemon.metrics.invalid_payloads.labels(name, exc.field.split("[")[0]).inc()
+            log.info("payload.refused", integration=name, field=exc.field, reason=exc.reason)
+            return json_response(exc.to_json(), exc.status)
+        try:
+            result = await daemon.intake.accept(
+                notification.alerts, name, group_resolved=notification.group_resolved)
+        except StoreUnavailable as exc:
+            log.warning("intake.unavailable", integration=name, error=str(exc))
+            return unavailable(daemon, "store")
+        if result.opened or result.resolved or result.outcomes.keys() - {"duplicate"}:
+            daemon.dispatcher.wake()
+        return json_response({"status": "success", "alerts": len(notification.alerts)})
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        """GET /-/healthy: the process is up."""
+        return web.Response(text="OK\n")
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """GET /-/ready: store open and config loaded."""
+        if not self.daemon.ready:
+            return web.Response(text="not ready\n", status=503, headers={"Retry-After": "1"})
+        return web.Response(text="OK\n")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """GET /metrics."""
+        body = generate_latest(self.daemon.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def reload(self, request: web.Request) -> web.Response:
+        """POST /-/reload: swap the config; a bad one is refused, naming file and line."""
+        if not self.admin_ok(request):
+            return unauthorized(self.daemon, "reload")
+        try:
+            await self.daemon.reload()
+        except ConfigErrors as exc:
+            errors = [{"position": str(e.position), "reason": e.reason} for e in exc.errors]
+            return json_response({"error": "config refused", "errors": errors}, 400)
+        return json_response({"status": "success", "digest": self.daemon.settings.digest})
+
+    async def list_incidents(self, request: web.Request) -> web.Response:
+        """GET /api/v1/incidents[?open=1]."""
+        if not self.admin_ok(request):
+            return unauthorized(self.daemon, "incidents")
+        open_only = request.query.get("open") in ("1", "true")
+        try:
+            limit = int(request.query.get("limit", "100"))
+        except ValueError:
+            return json_response({"error": "must be an integer", "field": "limit"}, 400)
+        try:
+            incidents = await self.daemon.store.incidents(open_only=open_only, limit=limit)
+        except StoreUnavailable:
+            return unavailable(self.daemon, "store")
+        return json_response(incidents)
+
+    async def get_incident(self, request: web.Request) -> web.Response:
+        """GET /api/v1/incidents/{id}."""
+        if not self.admin_ok(request):
+            return unauthorized(self.daemon, "incidents")
+        incident_id = _incident_id(request)
+        if incident_id is None:
+            return json_response({"error": "must be an integer", "field": "id"}, 400)
+        incident = await self.daemon.store.incident(incident_id)
+        if incident is None:
+            return json_response({"error": "no such incident", "field": "id"}, 404)
+        return json_response(incident)
+
+    async def act(self, request: web.Request) -> web.Response:
+        """POST /api/v1/incidents/{id}/{action}: acknowledge or resolve, by a person."""
+        daemon = self.daemon
+        if not self.admin_ok(request):
+            return unauthorized(daemon, "incidents")
+        incident_id = _incident_id(request)
+        if incident_id is None:
+            return json_response({"error": "must be an integer", "field": "id"}, 400)
+        state = {"ack": "acknowledged", "resolve": "resolved"}[request.match_info["action"]]
+        try:
+            body = await read_json(request, 65536) if request.can_read_body else {}
+            if not isinstance(body, dict):
+                raise PayloadError("body", "must be a JSON object")
+        except PayloadError as exc:
+            return json_response(exc.to_json(), exc.status)
+        who = body.get("by") or "admin"
+        if not isinstance(who, str):
+            return json_response({"error": "must be a string", "field": "by"}, 400)
+        if await daemon.store.incident(incident_id, timeline=False) is None:
+            return json_response({"error": "no such incident", "field": "id"}, 404)
+        try:
+            changed = await daemon.store.set_state(
+                incident_id, state, f"api:{who}", daemon.clock.time(), str(body.get("note", "")))
+        except StoreUnavailable:
+            return unavailable(daemon, "store")
+        daemon.dispatcher.wake()
+        log.info("incident.action", incident=incident_id, state=state, user=who, changed=changed)
+        return json_response({"status": "success", "changed": changed, "state": state})
+
+
+def _incident_id(request: web.Request) -> int | None:
+    raw = request.match_info["id"].lstrip("#")
+    return int(raw) if raw.isdigit() else None
+
+
+def build_app(daemon: Daemon) -> web.Application:
+    """The aiohttp application for `daemon`."""
+    api = Api(daemon)
+    # client_max_size is a backstop; read_json answers over-size bodies with a JSON 413.
+    app = web.Application(client_max_size=daemon.settings.max_body_bytes + 1)
+    app.router.add_post("/api/v1/alertmanager", api.alertmanager)
+    app.router.add_post("/api/v1/alertmanager/{integration}", api.alertmanager)
+    app.router.add_get("/api/v1/incidents", api.list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
+    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve}", api.act)
+    app.router.add_get("/-/healthy", api.healthy)
+    app.router.add_get("/-/ready", api.ready)
+    app.router.add_post("/-/reload", api.reload)
+    app.router.add_get("/metrics", api.metrics)
+    return app

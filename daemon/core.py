@@ -1,0 +1,155 @@
+"""The daemon's parts and their order: start-up steps, reload and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import structlog
+
+from pagerd.clock import Clock
+from pagerd.daemon.dispatcher import Dispatcher
+from pagerd.daemon.intake import Intake, Router
+from pagerd.daemon.metrics import Metrics
+from pagerd.daemon.statedir import StateDir
+from pagerd.errors import ConfigErrors
+from pagerd.settings import Settings, load_settings, locate
+from pagerd.store.base import Store
+from pagerd.store.sqlite import SQLiteStore
+
+log = structlog.get_logger("pagerd.daemon")
+
+
+class StartupError(Exception):
+    """A start-up step failed; the message names the step."""
+
+
+@dataclass
+class Options:
+    """How `pagerd run` was asked to run."""
+
+    config: str | None = None
+    listen: str | None = None
+    state_dir: Path | None = None
+
+
+class Daemon:
+    """Everything a running pagerd holds: config, store, intake, dispatcher, metrics."""
+
+    def __init__(self, options: Options, state: StateDir, clock: Clock | None = None) -> None:
+        self.options = options
+        self.state = state
+        self.clock = clock or Clock()
+        self.metrics = Metrics()
+        self.store: Store = SQLiteStore(state.database)
+        self.settings: Settings
+        self.intake: Intake
+        self.dispatcher: Dispatcher
+        self.tokens: dict[str, str] = {}
+        self.admin_token = ""
+        self.accepting = False
+        self.ready = False
+        self._session: aiohttp.ClientSession | None = None
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Run the labelled start-up steps in order; fail fast naming the step."""
+        steps = [
+            ("load config", self._load_config),
+            ("prepare state dir", self._prepare_state),
+            ("open store", self.store.open),
+            ("load tokens", self._load_tokens),
+            ("build routing", self._build_routing),
+            ("start dispatcher", self._start_dispatcher),
+        ]
+        for name, step in steps:
+            try:
+                await step()
+            except Exception as exc:
+                raise StartupError(f"start-up step {name!r} failed: {exc}") from exc
+            log.debug("startup.step_done", step=name)
+        self.accepting = True
+        self.ready = True
+
+    async def _load_config(self) -> None:
+        file, text = locate(self.options.config)
+        self.settings = load_settings(file, text)
+        self.metrics.set_config(self.settings.digest, time.time())
+        log.info("config.loaded", file=file, digest=self.settings.digest)
+
+    async def _prepare_state(self) -> None:
+        self.state.ensure()
+        self.state.lock()
+
+    async def _load_tokens(self) -> None:
+        self.admin_token = self.state.token("admin", self.settings.admin_token)
+        self.tokens = {
+            name: self.state.token(name, integration.token)
+            for name, integration in self.settings.integrations.items()
+        }
+
+    async def _build_routing(self) -> None:
+        firing = await self.store.firing_alerts()
+        self.intake = Intake(self.store, self.metrics, self.clock, Router(self.settings, firing))
+        await self.refresh_gauges()
+
+    async def _start_dispatcher(self) -> None:
+        self._session = aiohttp.ClientSession()
+        self.dispatcher = Dispatcher(
+            self.store, self.metrics, lambda: self.settings, self._session, self.clock
+        )
+        self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+
+    async def refresh_gauges(self) -> None:
+        """Recount open incidents by severity for /metrics."""
+        counts = await self.store.open_counts()
+        for level in self.settings.severities.levels:
+            self.metrics.open_incidents.labels(level.name).set(counts.get(level.name, 0))
+
+    async def reload(self) -> None:
+        """Swap in the config on disk atomically; a bad one is refused and the old one runs.
+
+        Raises ConfigErrors (already logged) when the new config is refused.
+        """
+        async with self._reload_lock:
+            try:
+                file, text = locate(self.options.config)
+                settings = load_settings(file, text)
+            except ConfigErrors as exc:
+                self.metrics.config_last_reload_success.set(0)
+                for error in exc.errors:
+                    log.error("config.refused", position=str(error.position),
+                              reason=error.reason)
+                raise
+            for name, integration in settings.integrations.items():
+                if name not in self.tokens:
+                    self.tokens[name] = self.state.token(name, integration.token)
+            firing = await self.store.firing_alerts()
+            router = Router(settings, firing)
+            # Both swaps happen with no await between them: a request sees old or new.
+            self.settings = settings
+            self.intake.router = router
+            self.metrics.set_config(settings.digest, time.time())
+            log.info("config.reloaded", file=file, digest=settings.digest)
+
+    async def stop(self, deadline: float = 10.0) -> None:
+        """Ordered shutdown: stop intake, drain sends, persist, close.
+
+        Intake answers 503 first so senders retry elsewhere or later; sends in flight get
+        most of the deadline, then are cancelled (their claims make them go out after
+        restart); the store commits its queue last, so nothing acknowledged is lost.
+        """
+        self.accepting = False
+        self.ready = False
+        if self._dispatch_task is not None:
+            await self.dispatcher.stop(timeout=deadline * 0.7)
+            self._dispatch_task.cancel()
+            await asyncio.gather(self._dispatch_task, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+        await self.store.close()
+        self.state.unlock()

@@ -1,0 +1,106 @@
+"""The intake pipeline: canonical alerts -> routing tree -> one durable store write."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+from pagerd.clock import Clock
+from pagerd.daemon.metrics import Metrics
+from pagerd.models import Alert, AlertStatus
+from pagerd.routing.inhibit import Inhibitor
+from pagerd.settings import Settings
+from pagerd.store.base import IngestBatch, IngestItem, IngestResult, RouteTarget, Store
+
+log = structlog.get_logger("pagerd.intake")
+
+
+class Router:
+    """Turns an alert into the incidents it belongs to, under one config."""
+
+    def __init__(self, settings: Settings, firing: Iterable[tuple[str, dict[str, str]]] = ()):
+        self.settings = settings
+        self.inhibitor = Inhibitor(settings.routing.inhibit_rules)
+        for fingerprint, labels in firing:
+            self.inhibitor.observe(fingerprint, labels, True)
+
+    def targets(self, alert: Alert, metrics: Metrics, clock: Clock) -> IngestItem:
+        """The alert with every route it matches as an incident target.
+
+        A firing alert that inhibition or a time interval silences is marked suppressed:
+        the store then treats its next re-send as a change, so it can page once the
+        silence is over.
+        """
+        settings = self.settings
+        tree = settings.routing.tree
+        level, known = settings.severities.classify(alert.labels)
+        if not known:
+            metrics.unknown_severity.labels(alert.integration).inc()
+        firing = alert.status is AlertStatus.FIRING
+        if firing and self.inhibitor.is_inhibited(alert.fingerprint, alert.labels):
+            metrics.alerts_unrouted.labels("inhibited").inc()
+            return IngestItem(alert, [], suppressed=True)
+
+        targets = []
+        suppressed = False
+        for route in tree.match(alert.labels):
+            muted = tree.is_muted(route, clock.now()) if firing else None
+            if muted is not None:
+                metrics.alerts_unrouted.labels(
+                    "inactive" if muted == "inactive" else "muted").inc()
+                suppressed = True
+                continue
+            targets.append(self._target(route, alert, level))
+        return IngestItem(alert, targets, suppressed)
+
+    def _target(self, route: Any, alert: Alert, level: str) -> RouteTarget:
+        settings = self.settings
+        severity = route.severity or level
+        receiver = settings.receivers[route.receiver]
+        component = settings.components.get(route.owner) if route.owner else None
+        policy = route.escalation_policy or (component.escalation_policy if component else None)
+        return RouteTarget(
+            key=settings.routing.tree.group_key(route, alert.labels),
+            route_id=route.id,
+            receiver=route.receiver,
+            group_labels=settings.routing.tree.group_labels(route, alert.labels),
+            severity=severity,
+            severity_rank=settings.severities.rank(severity),
+            owner=route.owner,
+            escalation_policy=policy,
+            opens_incident=receiver.has_notifier or policy is not None,
+            group_wait=route.group_wait,
+            group_interval=route.group_interval,
+            notify=receiver.has_notifier,
+        )
+
+
+class Intake:
+    """Accepts alerts from any integration and stores them durably before answering."""
+
+    def __init__(self, store: Store, metrics: Metrics, clock: Clock, router: Router) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.router = router
+
+    async def accept(
+        self, alerts: list[Alert], integration: str, *, group_resolved: bool = False
+    ) -> IngestResult:
+        """Route and store `alerts` in one transaction; returns once it is durable."""
+        router = self.router  # one config for the whole batch, even across a reload
+        for alert in alerts:
+            router.inhibitor.observe(
+                alert.fingerprint, alert.labels, alert.status is AlertStatus.FIRING)
+        items = [router.targets(alert, self.metrics, self.clock) for alert in alerts]
+        batch = IngestBatch(items, integration, group_resolved)
+        result = await self.store.ingest(batch, self.clock.time())
+        for outcome, count in result.outcomes.items():
+            self.metrics.alerts_received.labels(integration, outcome).inc(count)
+        if result.opened:
+            log.info("incidents.opened", integration=integration, incidents=result.opened)
+        if result.resolved:
+            log.info("incidents.resolved", integration=integration, incidents=result.resolved)
+        return result

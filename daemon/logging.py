@@ -1,0 +1,34 @@
+"""structlog set-up: key/value events, JSON when not on a terminal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+
+def configure(level: str | None = None) -> None:
+    """Configure structlog (and stdlib logging, for aiohttp) once, for the whole process."""
+    name = (level or os.environ.get("PAGERD_LOG_LEVEL") or "info").upper()
+    numeric = getattr(logging, name, logging.INFO)
+    renderer: structlog.typing.Processor
+    if sys.stderr.isatty():
+        renderer = structlog.dev.ConsoleRenderer()
+    else:
+        renderer = structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # aiohttp's access log would print every intake request; keep its warnings only.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -1,0 +1,65 @@
+"""pagerd's own Prometheus metrics, on an injected registry so tests stay isolated."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from pagerd import __version__
+
+
+class Metrics:
+    """Every metric pagerd exports, named `pagerd_*`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.alerts_received = Counter(
+            "pagerd_alerts_received_total", "Alerts received, by integration and outcome "
+            "(new, updated, resolved, duplicate).", ["integration", "outcome"], registry=r)
+        self.invalid_payloads = Counter(
+            "pagerd_invalid_payloads_total", "Requests refused as malformed, by integration "
+            "and field.", ["integration", "field"], registry=r)
+        self.auth_failures = Counter(
+            "pagerd_auth_failures_total", "Requests refused for missing or wrong credentials.",
+            ["endpoint"], registry=r)
+        self.unavailable = Counter(
+            "pagerd_unavailable_total", "Requests answered 503, by reason.", ["reason"],
+            registry=r)
+        self.alerts_unrouted = Counter(
+            "pagerd_alerts_silenced_total", "Alert routings that opened no incident, by reason "
+            "(inhibited, muted, inactive).", ["reason"], registry=r)
+        self.unknown_severity = Counter(
+            "pagerd_unknown_severity_total", "Alerts whose source severity was missing or "
+            "unknown and took the configured default.", ["integration"], registry=r)
+        self.incidents_opened = Counter(
+            "pagerd_incidents_opened_total", "Incidents opened, by severity.", ["severity"],
+            registry=r)
+        self.open_incidents = Gauge(
+            "pagerd_open_incidents", "Open incidents, by severity.", ["severity"], registry=r)
+        self.notifications = Counter(
+            "pagerd_notifications_total", "Notifications delivered, by notifier.", ["notifier"],
+            registry=r)
+        self.notification_failures = Counter(
+            "pagerd_notification_failures_total", "Failed notification attempts, by notifier "
+            "and reason.", ["notifier", "reason"], registry=r)
+        self.notification_latency = Histogram(
+            "pagerd_notification_latency_seconds", "Time from a notification falling due to "
+            "its delivery.", ["notifier"], registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.config_hash = Gauge(
+            "pagerd_config_hash", "Hash of the loaded configuration (first 52 bits).",
+            registry=r)
+        self.config_last_reload_success = Gauge(
+            "pagerd_config_last_reload_successful", "Whether the last reload succeeded.",
+            registry=r)
+        self.config_last_reload_time = Gauge(
+            "pagerd_config_last_reload_success_timestamp_seconds",
+            "When the config was last loaded successfully.", registry=r)
+        self.build_info = Info("pagerd_build", "pagerd's version.", registry=r)
+        self.build_info.info({"version": __version__})
+
+    def set_config(self, digest: str, now: float) -> None:
+        """Record a successful (re)load of the config with this digest."""
+        self.config_hash.set(int(digest[:13], 16))
+        self.config_last_reload_success.set(1)
+        self.config_last_reload_time.set(now)

@@ -1,0 +1,7 @@
+"""`python -m pagerd`."""
+
+import sys
+
+from pagerd.cli import main
+
+sys.exit(main())

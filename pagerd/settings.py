@@ -1,0 +1,280 @@
+"""The typed configuration pagerd runs with, read from one YAML file.
+
+The file is Alertmanager's configuration (route, receivers, inhibit_rules,
+time_intervals) plus pagerd's own sections (server, integrations, severity, components).
+Every problem is collected with its file and line, and a config with any problem is
+refused whole: a running daemon keeps its old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pagerd.durations import parse_duration
+from pagerd.errors import ConfigError, ConfigErrors, refuse_unknown
+from pagerd.routing.config import Routing, parse_routing
+from pagerd.routing.severity import Severities, parse_severities
+from pagerd.secrets import env_name, resolve_secret
+from pagerd.yamlsource import Position, YAMLSourceError, load, position
+
+DEFAULT_LISTEN = "127.0.0.1:9797"
+SYSTEM_CONFIG = Path("/etc/pagerd/pagerd.yml")
+INTEGRATION_TYPES = {"alertmanager"}
+TOP_LEVEL = {
+    "global", "server", "integrations", "severity", "components", "route", "receivers",
+    "inhibit_rules", "time_intervals", "mute_time_intervals", "templates",
+}
+
+
+@dataclass(frozen=True)
+class Integration:
+    """An intake endpoint and its token (None: generated into the state dir at start)."""
+
+    name: str
+    type: str
+    token: str | None
+
+
+@dataclass(frozen=True)
+class Component:
+    """Something that can break, with the team that owns it and whom to call."""
+
+    name: str
+    team: str
+    contacts: tuple[dict[str, str], ...] = ()
+    runbook_url: str = ""
+    escalation_policy: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A webhook destination of a receiver."""
+
+    url: str
+    send_resolved: bool = True
+    secret: str | None = None
+    timeout: float = 10.0
+    max_alerts: int = 0
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    """A named notification destination, as in Alertmanager."""
+
+    name: str
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+    @property
+    def has_notifier(self) -> bool:
+        """False for Alertmanager's "null receiver": alerts are kept, nobody is notified."""
+        return bool(self.webhooks)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A whole, valid configuration."""
+
+    file: str
+    digest: str
+    listen: str
+    external_url: str
+    admin_token: str | None
+    max_body_bytes: int
+    integrations: dict[str, Integration]
+    severities: Severities
+    components: dict[str, Component]
+    receivers: dict[str, ReceiverConfig]
+    routing: Routing
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def default_config_text() -> str:
+    """The configuration shipped inside the package."""
+    return (resources.files("pagerd.defaults") / "pagerd.yml").read_text()
+
+
+def locate(explicit: str | None) -> tuple[str, str]:
+    """The config to run with: --config, $PAGERD_CONFIG, /etc/pagerd, else the packaged one.
+
+    Returns (file name for messages, text).
+    """
+    chosen = explicit or os.environ.get("PAGERD_CONFIG")
+    if chosen:
+        return chosen, Path(chosen).read_text()
+    if SYSTEM_CONFIG.exists():
+        return str(SYSTEM_CONFIG), SYSTEM_CONFIG.read_text()
+    return "<default pagerd.yml>", default_config_text()
+
+
+def load_settings(file: str, text: str) -> Settings:
+    """Parse and validate a config text; raises ConfigErrors with every problem found."""
+    try:
+        doc = load(text, file)
+    except YAMLSourceError as exc:
+        raise ConfigErrors([ConfigError(exc.position, exc.reason)]) from exc
+    if doc is None:
+        doc = load("{}", file)
+    if not isinstance(doc, dict):
+        raise ConfigErrors([ConfigError(Position(file, 1), "config must be a mapping")])
+    errors: list[ConfigError] = []
+    settings = _build(doc, file, text, errors)
+    if errors or settings is None:
+        raise ConfigErrors(errors)
+    return settings
+
+
+def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError]) -> Settings | None:
+    refuse_unknown(doc, TOP_LEVEL, errors)
+    base_dir = Path(file).parent if not file.startswith("<") else Path.cwd()
+    server = _mapping(doc, "server", errors)
+    refuse_unknown(server, {"listen", "external_url", "admin_token", "admin_token_file",
+                            "max_body_bytes"}, errors)
+    listen = str(server.get("listen", DEFAULT_LISTEN))
+    external_url = str(server.get("external_url", f"http://{listen}")).rstrip("/")
+    admin_token = resolve_secret(server, "admin_token", env_name("admin", "token"), errors,
+                                 base_dir)
+    max_body = server.get("max_body_bytes", 4 * 1024 * 1024)
+    if not isinstance(max_body, int) or max_body <= 0:
+        errors.append(ConfigError(position(server, "max_body_bytes"), "must be a positive integer"))
+        max_body = 1
+
+    integrations = _integrations(doc, errors, base_dir)
+    severities = parse_severities(doc.get("severity"), errors)
+    components = _components(doc, errors)
+    receivers = _receivers(doc, errors, base_dir)
+    try:
+        routing = parse_routing(
+            doc, receivers=set(receivers), owners=set(components),
+            severities=severities.names(),
+        )
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
+        return None
+    return Settings(
+        file=file, digest=hashlib.sha256(text.encode()).hexdigest()[:16], listen=listen,
+        external_url=external_url, admin_token=admin_token, max_body_bytes=max_body,
+        integrations=integrations, severities=severities, components=components,
+        receivers=receivers, routing=routing, raw=doc,
+    )
+
+
+def _mapping(doc: dict[str, Any], key: str, errors: list[ConfigError]) -> dict[str, Any]:
+    node = doc.get(key)
+    if node is None:
+        return load("{}", getattr(doc, "file", "<string>"))  # type: ignore[no-any-return]
+    if not isinstance(node, dict):
+        errors.append(ConfigError(position(doc, key), f"{key} must be a mapping"))
+        return {}
+    return node
+
+
+def _list(doc: dict[str, Any], key: str, errors: list[ConfigError]) -> list[Any]:
+    node = doc.get(key)
+    if node is None:
+        return []
+    if not isinstance(node, list):
+        errors.append(ConfigError(position(doc, key), f"{key} must be a list"))
+        return []
+    return node
+
+
+def _integrations(
+    doc: dict[str, Any], errors: list[ConfigError], base_dir: Path
+) -> dict[str, Integration]:
+    node = _mapping(doc, "integrations", errors)
+    found: dict[str, Integration] = {}
+    for name, item in node.items():
+        if not isinstance(item, dict):
+            errors.append(ConfigError(position(node, name), "an integration must be a mapping"))
+            continue
+        refuse_unknown(item, {"type", "token", "token_file"}, errors)
+        kind = item.get("type", name)
+        if kind not in INTEGRATION_TYPES:
+            errors.append(ConfigError(position(item, "type"), f"unknown integration type {kind!r}"))
+            continue
+        token = resolve_secret(item, "token", env_name(name, "token"), errors, base_dir)
+        found[name] = Integration(name, kind, token)
+    return found
+
+
+def _components(doc: dict[str, Any], errors: list[ConfigError]) -> dict[str, Component]:
+    node = _list(doc, "components", errors)
+    found: dict[str, Component] = {}
+    for index, item in enumerate(node):
+        where = position(node, index)
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            errors.append(ConfigError(where, "a component needs a name"))
+            continue
+        refuse_unknown(item, {"name", "team", "contacts", "runbook_url", "escalation_policy"},
+                       errors)
+        if item["name"] in found:
+            errors.append(ConfigError(where, f"duplicate component {item['name']!r}"))
+            continue
+        contacts = item.get("contacts", [])
+        if not isinstance(contacts, list) or not all(isinstance(c, dict) for c in contacts):
+            errors.append(ConfigError(position(item, "contacts"), "contacts must be a list of "
+                                      "mappings (name, role, phone, email)"))
+            contacts = []
+        found[item["name"]] = Component(
+            item["name"], str(item.get("team", "")),
+            tuple({str(k): str(v) for k, v in c.items()} for c in contacts),
+            str(item.get("runbook_url", "")), item.get("escalation_policy"),
+        )
+    return found
+
+
+def _receivers(
+    doc: dict[str, Any], errors: list[ConfigError], base_dir: Path
+) -> dict[str, ReceiverConfig]:
+    node = _list(doc, "receivers", errors)
+    found: dict[str, ReceiverConfig] = {}
+    for index, item in enumerate(node):
+        where = position(node, index)
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            errors.append(ConfigError(where, "missing name in receiver"))
+            continue
+        refuse_unknown(item, {"name", "webhook_configs"}, errors)
+        name = item["name"]
+        if name in found:
+            errors.append(ConfigError(where, f'notification config name "{name}" is not unique'))
+            continue
+        hooks = [
+            _webhook(hook, name, errors, base_dir)
+            for hook in _list(item, "webhook_configs", errors)
+        ]
+        found[name] = ReceiverConfig(name, tuple(h for h in hooks if h is not None))
+    return found
+
+
+def _webhook(
+    node: Any, receiver: str, errors: list[ConfigError], base_dir: Path
+) -> WebhookConfig | None:
+    if not isinstance(node, dict):
+        errors.append(ConfigError(position(node), "a webhook config must be a mapping"))
+        return None
+    refuse_unknown(node, {"url", "url_file", "send_resolved", "secret", "secret_file",
+                          "timeout", "max_alerts"}, errors)
+    url = resolve_secret(node, "url", env_name(receiver, "webhook", "url"), errors, base_dir)
+    if not url or not url.startswith(("http://", "https://")):
+        errors.append(ConfigError(position(node, "url"), "url must be an http(s) URL"))
+        return None
+    secret = resolve_secret(node, "secret", env_name(receiver, "webhook", "secret"), errors,
+                            base_dir)
+    try:
+        timeout = parse_duration(node.get("timeout", "10s"))
+    except ValueError as exc:
+        errors.append(ConfigError(position(node, "timeout"), str(exc)))
+        timeout = 10.0
+    send_resolved = node.get("send_resolved", True)
+    max_alerts = node.get("max_alerts", 0)
+    if not isinstance(send_resolved, bool):
+        errors.append(ConfigError(position(node, "send_resolved"), "must be true or false"))
+    if not isinstance(max_alerts, int) or max_alerts < 0:
+        errors.append(ConfigError(position(node, "max_alerts"), "must be an integer >= 0"))
+        max_alerts = 0
+    return WebhookConfig(url, bool(send_resolved), secret, timeout or 10.0, max_alerts)

@@ -1,0 +1,151 @@
+"""The store contract: every state change is one atomic operation.
+
+Two backends implement it: SQLite (embedded default) and, for replicas sharing work, Redis.
+Each method below is a single transaction in the backend, so a crash leaves either all of
+its effects or none: upsert alerts by fingerprint with their incidents and timelines,
+append to a timeline, claim a due timer once.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from pagerd.models import Alert
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take the operation now (I/O error, closed, overloaded): a 503."""
+
+
+@dataclass(slots=True)
+class RouteTarget:
+    """Where routing sent one alert: the incident it belongs to and how it notifies."""
+
+    key: str
+    route_id: str
+    receiver: str
+    group_labels: dict[str, str]
+    severity: str
+    # Lower is more severe (SEV1 = 0); an incident takes its most severe alert's level.
+    severity_rank: int
+    owner: str | None
+    escalation_policy: str | None
+    # False for a receiver with no notifier and no policy: alerts are kept, no incident.
+    opens_incident: bool
+    group_wait: float
+    group_interval: float
+    notify: bool = True
+
+
+@dataclass(slots=True)
+class IngestItem:
+    """An alert and the routes it matched."""
+
+    alert: Alert
+    targets: list[RouteTarget]
+    # Silenced now (inhibited, muted): a later re-send is a change, not a duplicate.
+    suppressed: bool = False
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    """One intake request's alerts, applied in one transaction."""
+
+    items: list[IngestItem]
+    integration: str
+    # The source says its whole group resolved (Alertmanager with truncatedAlerts > 0).
+    group_resolved: bool = False
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What a batch changed, for metrics and logs."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    opened: list[int] = field(default_factory=list)
+    resolved: list[int] = field(default_factory=list)
+
+    def count(self, outcome: str) -> None:
+        """Count one alert's outcome (new, updated, resolved, duplicate)."""
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
+
+@dataclass(slots=True)
+class Timer:
+    """A claimed timer: a notification (or escalation step) due now."""
+
+    id: int
+    kind: str
+    incident_id: int
+    target: str
+    attempts: int
+    generation: int
+    last_sent_at: float | None
+    last_digest: str | None
+    due_at: float
+
+
+class Store(abc.ABC):
+    """The contract both backends keep."""
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Open the store, migrating its schema; fail fast with the reason."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish queued writes and close."""
+
+    @abc.abstractmethod
+    async def ingest(self, batch: IngestBatch, now: float) -> IngestResult:
+        """Upsert the batch's alerts by fingerprint, open or update their incidents, append
+        their timelines and schedule their notifications, atomically."""
+
+    @abc.abstractmethod
+    async def claim_due(self, now: float, limit: int, lease: float) -> list[Timer]:
+        """Claim up to `limit` timers due at `now`; each is claimed by one caller only."""
+
+    @abc.abstractmethod
+    async def finish_timer(
+        self, timer: Timer, now: float, *, outcome: str, entry: dict[str, Any],
+        digest: str | None, next_due: float | None, dirty_due: float | None,
+    ) -> None:
+        """Record a claimed timer's outcome on the timeline and re-arm or drop it."""
+
+    @abc.abstractmethod
+    async def retry_timer(
+        self, timer: Timer, now: float, due: float, entry: dict[str, Any]
+    ) -> None:
+        """Release a claimed timer to fire again at `due`, recording why."""
+
+    @abc.abstractmethod
+    async def append_timeline(
+        self, incident_id: int, now: float, kind: str, actor: str, data: dict[str, Any]
+    ) -> None:
+        """Append one entry to an incident's timeline."""
+
+    @abc.abstractmethod
+    async def set_state(
+        self, incident_id: int, state: str, actor: str, now: float, note: str = ""
+    ) -> bool:
+        """Acknowledge or resolve an incident by a person; False if nothing changed."""
+
+    @abc.abstractmethod
+    async def incident(
+        self, incident_id: int, *, timeline: bool = True
+    ) -> dict[str, Any] | None:
+        """One incident with its alerts and (unless told not to) its timeline."""
+
+    @abc.abstractmethod
+    async def incidents(self, *, open_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        """Incidents, newest first, each with its alerts and timeline."""
+
+    @abc.abstractmethod
+    async def open_counts(self) -> dict[str, int]:
+        """Open incidents by severity."""
+
+    @abc.abstractmethod
+    async def firing_alerts(self) -> list[tuple[str, dict[str, str]]]:
+        """Every firing alert's fingerprint and labels (to rebuild in-memory indexes)."""

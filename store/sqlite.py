@@ -1,0 +1,272 @@
+"""The embedded SQLite store: WAL, synchronous=FULL, group commit, one writer thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from pagerd.store import sqlite_ingest
+from pagerd.store.base import IngestBatch, IngestResult, Store, StoreUnavailable, Timer
+from pagerd.store.migrations import migrate
+from pagerd.store.sqlite_ingest import append, dumps, touch_timers
+from pagerd.store.writer import GroupCommitWriter
+
+T = TypeVar("T")
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection with pagerd's durability settings."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a COMMIT is on disk before anyone is told it is; a 2xx promises that.
+        conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class SQLiteStore(Store):
+    """The default store: one file in the state directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: GroupCommitWriter | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pagerd-reader")
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(self.path)
+        migrate(conn)
+        # This daemon owns the file: a claim left by a crash was its own, and is void.
+        conn.execute("UPDATE timers SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
+        self._writer = GroupCommitWriter(conn)
+        self._writer.start()
+        self._reader = connect(self.path)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+            self._writer = None
+        self._reads.shutdown(wait=True)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    @property
+    def pending_writes(self) -> int:
+        """Writes queued for the next group commit."""
+        return self._writer.pending if self._writer else 0
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("store is not open")
+        return await self._writer.submit(op)
+
+    async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        reader = self._reader
+        if reader is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reads, op, reader)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"store read failed: {exc}") from exc
+
+    async def ingest(self, batch: IngestBatch, now: float) -> IngestResult:
+        return await self._write(lambda conn: sqlite_ingest.apply_ingest(conn, batch, now))
+
+    async def claim_due(self, now: float, limit: int, lease: float) -> list[Timer]:
+        return await self._write(lambda conn: _claim(conn, now, limit, lease))
+
+    async def finish_timer(
+        self, timer: Timer, now: float, *, outcome: str, entry: dict[str, Any],
+        digest: str | None, next_due: float | None, dirty_due: float | None,
+    ) -> None:
+        await self._write(
+            lambda conn: _finish(conn, timer, now, outcome, entry, digest, next_due, dirty_due)
+        )
+
+    async def retry_timer(
+        self, timer: Timer, now: float, due: float, entry: dict[str, Any]
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            append(conn, timer.incident_id, now, "notification.retry", "pagerd", entry)
+            conn.execute(
+                "UPDATE timers SET claimed_until = NULL, due_at = ? WHERE id = ?",
+                (due, timer.id),
+            )
+
+        await self._write(op)
+
+    async def append_timeline(
+        self, incident_id: int, now: float, kind: str, actor: str, data: dict[str, Any]
+    ) -> None:
+        await self._write(lambda conn: append(conn, incident_id, now, kind, actor, data))
+
+    async def set_state(
+        self, incident_id: int, state: str, actor: str, now: float, note: str = ""
+    ) -> bool:
+        return await self._write(lambda conn: _set_state(conn, incident_id, state, actor, now, note))
+
+    async def incident(
+        self, incident_id: int, *, timeline: bool = True
+    ) -> dict[str, Any] | None:
+        return await self._read(lambda conn: read_incident(conn, incident_id, timeline))
+
+    async def incidents(self, *, open_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        return await self._read(lambda conn: read_incidents(conn, open_only, limit))
+
+    async def open_counts(self) -> dict[str, int]:
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT severity, COUNT(*) FROM incidents WHERE state != 'resolved'"
+                " GROUP BY severity"
+            ).fetchall()
+            return {severity: count for severity, count in rows}
+
+        return await self._read(op)
+
+    async def firing_alerts(self) -> list[tuple[str, dict[str, str]]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, dict[str, str]]]:
+            rows = conn.execute(
+                "SELECT fingerprint, labels FROM alerts WHERE status = 'firing'"
+            ).fetchall()
+            return [(fp, orjson.loads(labels)) for fp, labels in rows]
+
+        return await self._read(op)
+
+
+def _claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> list[Timer]:
+    rows = conn.execute(
+        "UPDATE timers SET claimed_until = ?, attempts = attempts + 1 WHERE id IN"
+        " (SELECT id FROM timers WHERE due_at <= ?"
+        "  AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY due_at LIMIT ?)"
+        " RETURNING id, kind, incident_id, target, attempts, generation, last_sent_at,"
+        " last_digest, due_at",
+        (now + lease, now, now, limit),
+    ).fetchall()
+    timers = [Timer(*row) for row in rows]
+    for timer in timers:
+        # The in-flight record: written before the send leaves, so a crash shows on the
+        # timeline and can repeat only this one send.
+        append(conn, timer.incident_id, now, "notification.sending", "pagerd",
+               {"receiver": timer.target, "attempt": timer.attempts,
+                "generation": timer.generation})
+    return timers
+
+
+def _finish(
+    conn: sqlite3.Connection, timer: Timer, now: float, outcome: str, entry: dict[str, Any],
+    digest: str | None, next_due: float | None, dirty_due: float | None,
+) -> None:
+    if outcome != "skipped":
+        append(conn, timer.incident_id, now, f"notification.{outcome}", "pagerd", entry)
+    row = conn.execute("SELECT dirty FROM timers WHERE id = ?", (timer.id,)).fetchone()
+    sent_at = now if outcome == "sent" else timer.last_sent_at
+    digest = digest if outcome == "sent" else timer.last_digest
+    if row is not None and row[0] and dirty_due is not None:
+        next_due = dirty_due
+    if next_due is None:
+        conn.execute("DELETE FROM timers WHERE id = ?", (timer.id,))
+        return
+    conn.execute(
+        "UPDATE timers SET claimed_until = NULL, dirty = 0, attempts = 0,"
+        " generation = generation + 1, last_sent_at = ?, last_digest = ?, due_at = ?"
+        " WHERE id = ?",
+        (sent_at, digest, next_due, timer.id),
+    )
+
+
+def _set_state(
+    conn: sqlite3.Connection, incident_id: int, state: str, actor: str, now: float, note: str
+) -> bool:
+    if state == "acknowledged":
+        changed = conn.execute(
+            "UPDATE incidents SET state = 'acknowledged', acknowledged_at = ?,"
+            " acknowledged_by = ?, updated_at = ? WHERE id = ? AND state = 'triggered'",
+            (now, actor, now, incident_id),
+        ).rowcount
+    elif state == "resolved":
+        changed = conn.execute(
+            "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ?,"
+            " updated_at = ? WHERE id = ? AND state != 'resolved'",
+            (now, actor, now, incident_id),
+        ).rowcount
+    else:
+        raise ValueError(f"unknown state {state!r}")
+    if not changed:
+        return False
+    append(conn, incident_id, now, f"incident.{state}", actor, {"by": "person", "note": note})
+    touch_timers(conn, incident_id, now)
+    return True
+
+
+_INCIDENT_COLUMNS = (
+    "id, key, route_id, receiver, group_labels, state, severity, owner, escalation_policy,"
+    " title, opened_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, updated_at"
+)
+
+
+def _incident_row(
+    conn: sqlite3.Connection, row: tuple[Any, ...], with_timeline: bool = True
+) -> dict[str, Any]:
+    names = [name.strip() for name in _INCIDENT_COLUMNS.split(",")]
+    incident = dict(zip(names, row, strict=True))
+    incident["group_labels"] = orjson.loads(incident["group_labels"])
+    alerts = conn.execute(
+        "SELECT a.fingerprint, m.status, m.severity, a.labels, a.annotations, a.starts_at,"
+        " a.ends_at, a.generator_url, a.integration FROM incident_alerts AS m"
+        " JOIN alerts AS a ON a.fingerprint = m.fingerprint WHERE m.incident_id = ?"
+        " ORDER BY a.received_at",
+        (incident["id"],),
+    ).fetchall()
+    incident["alerts"] = [
+        {"fingerprint": fp, "status": status, "severity": severity,
+         "labels": orjson.loads(labels), "annotations": orjson.loads(annotations),
+         "starts_at": starts_at, "ends_at": ends_at, "generator_url": url,
+         "integration": integration}
+        for fp, status, severity, labels, annotations, starts_at, ends_at, url, integration
+        in alerts
+    ]
+    if not with_timeline:
+        return incident
+    timeline = conn.execute(
+        "SELECT at, kind, actor, data FROM timeline WHERE incident_id = ? ORDER BY id",
+        (incident["id"],),
+    ).fetchall()
+    incident["timeline"] = [
+        {"at": at, "kind": kind, "actor": actor, **orjson.loads(data)}
+        for at, kind, actor, data in timeline
+    ]
+    return incident
+
+
+def read_incident(
+    conn: sqlite3.Connection, incident_id: int, timeline: bool = True
+) -> dict[str, Any] | None:
+    """One incident with its alerts and timeline, or None."""
+    row = conn.execute(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+    ).fetchone()
+    return _incident_row(conn, row, timeline) if row else None
+
+
+def read_incidents(conn: sqlite3.Connection, open_only: bool, limit: int) -> list[dict[str, Any]]:
+    """Incidents, newest first."""
+    where = "WHERE state != 'resolved'" if open_only else ""
+    rows = conn.execute(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY id DESC LIMIT ?", (limit,)
+    ).fetchall()
+    return [_incident_row(conn, row) for row in rows]
+
+
+__all__ = ["SQLiteStore", "connect", "dumps", "read_incident", "read_incidents"]

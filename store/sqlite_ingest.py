@@ -1,0 +1,255 @@
+"""The ingest transaction: alerts upserted by fingerprint, incidents opened, updated or
+resolved, timelines appended and notifications scheduled, on one SQLite connection.
+
+It runs inside the group-commit writer's transaction, so everything here is atomic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import orjson
+
+from pagerd.models import Alert, AlertStatus, IncidentState
+from pagerd.store.base import IngestBatch, IngestResult, RouteTarget
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON with sorted keys, so equal label sets store as equal text."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> IngestResult:
+    """Apply one intake batch; see the module docstring."""
+    result = IngestResult()
+    touched: set[int] = set()
+    for item in batch.items:
+        outcome = _upsert_alert(conn, item.alert, item.suppressed, now)
+        result.count(outcome)
+        if outcome == "duplicate":
+            continue
+        for target in item.targets:
+            if not target.opens_incident:
+                continue
+            if item.alert.status is AlertStatus.FIRING:
+                touched.add(_join_incident(conn, item.alert, target, now, result))
+            else:
+                touched.update(_leave_incident(conn, item.alert, target, now, result))
+    if batch.group_resolved:
+        # Alertmanager truncated the group; its resolved notification speaks for all of it.
+        for incident_id in touched:
+            _resolve_incident(conn, incident_id, batch.integration, now, result)
+    return result
+
+
+def _upsert_alert(conn: sqlite3.Connection, alert: Alert, suppressed: bool, now: float) -> str:
+    labels = dumps(alert.labels)
+    annotations = dumps(alert.annotations)
+    starts_at = _iso(alert.starts_at)
+    row = conn.execute(
+        "SELECT status, starts_at, labels, annotations, suppressed FROM alerts"
+        " WHERE fingerprint = ?",
+        (alert.fingerprint,),
+    ).fetchone()
+    if row == (alert.status.value, starts_at, labels, annotations, 0):
+        return "duplicate"
+    if row is not None and row[4] and suppressed and row[0] == alert.status.value:
+        # Still silenced: nothing to do until the silence ends.
+        return "duplicate"
+    conn.execute(
+        "INSERT INTO alerts (fingerprint, integration, status, labels, annotations, starts_at,"
+        " ends_at, generator_url, stateless, suppressed, source, received_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status,"
+        " labels = excluded.labels, annotations = excluded.annotations,"
+        " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+        " generator_url = excluded.generator_url, source = excluded.source,"
+        " suppressed = excluded.suppressed,"
+        " updated_at = excluded.updated_at",
+        (
+            alert.fingerprint, alert.integration, alert.status.value, labels, annotations,
+            starts_at, _iso(alert.ends_at), alert.generator_url, int(alert.stateless),
+            int(suppressed), dumps(alert.source), now, now,
+        ),
+    )
+    if row is None:
+        return "new"
+    if alert.status is AlertStatus.RESOLVED:
+        return "resolved" if row[0] == AlertStatus.FIRING.value else "updated"
+    return "updated"
+
+
+def _join_incident(
+    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float,
+    result: IngestResult,
+) -> int:
+    row = conn.execute(
+        "SELECT id, severity_rank, severity_pinned FROM incidents"
+        " WHERE key = ? AND state != 'resolved'",
+        (target.key,),
+    ).fetchone()
+    if row is None:
+        return _open_incident(conn, alert, target, now, result)
+
+    incident_id, rank, pinned = row
+    member = conn.execute(
+        "SELECT status FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
+        (incident_id, alert.fingerprint),
+    ).fetchone()
+    _upsert_member(conn, incident_id, alert, target)
+    kind = "alert.updated" if member == ("firing",) else "alert.firing"
+    append(conn, incident_id, now, kind, alert.integration, _alert_entry(alert, target))
+
+    if target.severity_rank < rank and not pinned:
+        _raise_severity(conn, incident_id, target, now, alert.integration)
+    conn.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
+    if target.notify:
+        schedule_change(conn, incident_id, target.receiver, now, target.group_interval)
+    return int(incident_id)
+
+
+def _open_incident(
+    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float,
+    result: IngestResult,
+) -> int:
+    title = alert.annotations.get("summary") or alert.labels.get("alertname", "")
+    cursor = conn.execute(
+        "INSERT INTO incidents (key, route_id, receiver, group_labels, state, severity,"
+        " severity_rank, owner, escalation_policy, title, opened_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            target.key, target.route_id, target.receiver, dumps(target.group_labels),
+            IncidentState.TRIGGERED.value, target.severity, target.severity_rank,
+            target.owner, target.escalation_policy, title, now, now,
+        ),
+    )
+    incident_id = int(cursor.lastrowid or 0)
+    _upsert_member(conn, incident_id, alert, target)
+    append(conn, incident_id, now, "incident.opened", alert.integration, {
+        "route": target.route_id, "receiver": target.receiver, "severity": target.severity,
+        "owner": target.owner, "group_labels": target.group_labels,
+    })
+    append(conn, incident_id, now, "alert.firing", alert.integration, _alert_entry(alert, target))
+    if target.notify:
+        conn.execute(
+            "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
+            " VALUES ('notify', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (incident_id, target.receiver, now + target.group_wait, now),
+        )
+    result.opened.append(incident_id)
+    return incident_id
+
+
+def _leave_incident(
+    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float,
+    result: IngestResult,
+) -> list[int]:
+    rows = conn.execute(
+        "SELECT i.id FROM incident_alerts AS m JOIN incidents AS i ON i.id = m.incident_id"
+        " WHERE m.fingerprint = ? AND i.key = ? AND i.state != 'resolved'",
+        (alert.fingerprint, target.key),
+    ).fetchall()
+    for (incident_id,) in rows:
+        _upsert_member(conn, incident_id, alert, target)
+        append(conn, incident_id, now, "alert.resolved", alert.integration,
+               _alert_entry(alert, target))
+        still_firing = conn.execute(
+            "SELECT 1 FROM incident_alerts WHERE incident_id = ? AND status = 'firing' LIMIT 1",
+            (incident_id,),
+        ).fetchone()
+        if still_firing is None:
+            _resolve_incident(conn, incident_id, alert.integration, now, result)
+        elif target.notify:
+            schedule_change(conn, incident_id, target.receiver, now, target.group_interval)
+    return [int(incident_id) for (incident_id,) in rows]
+
+
+def _resolve_incident(
+    conn: sqlite3.Connection, incident_id: int, actor: str, now: float, result: IngestResult
+) -> None:
+    changed = conn.execute(
+        "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ?,"
+        " updated_at = ? WHERE id = ? AND state != 'resolved'",
+        (now, actor, now, incident_id),
+    ).rowcount
+    if not changed:
+        return
+    conn.execute(
+        "UPDATE incident_alerts SET status = 'resolved' WHERE incident_id = ?", (incident_id,)
+    )
+    append(conn, incident_id, now, "incident.resolved", actor, {"by": "source"})
+    touch_timers(conn, incident_id, now)
+    result.resolved.append(incident_id)
+
+
+def _raise_severity(
+    conn: sqlite3.Connection, incident_id: int, target: RouteTarget, now: float, actor: str
+) -> None:
+    old = conn.execute("SELECT severity FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+    conn.execute(
+        "UPDATE incidents SET severity = ?, severity_rank = ? WHERE id = ?",
+        (target.severity, target.severity_rank, incident_id),
+    )
+    append(conn, incident_id, now, "incident.severity", actor,
+           {"from": old[0], "to": target.severity, "reason": "more severe alert joined"})
+
+
+def _upsert_member(
+    conn: sqlite3.Connection, incident_id: int, alert: Alert, target: RouteTarget
+) -> None:
+    conn.execute(
+        "INSERT INTO incident_alerts (incident_id, fingerprint, status, severity)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id, fingerprint) DO UPDATE SET"
+        " status = excluded.status, severity = excluded.severity",
+        (incident_id, alert.fingerprint, alert.status.value, target.severity),
+    )
+
+
+def _alert_entry(alert: Alert, target: RouteTarget) -> dict[str, Any]:
+    return {"fingerprint": alert.fingerprint, "severity": target.severity,
+            "starts_at": _iso(alert.starts_at)}
+
+
+def append(
+    conn: sqlite3.Connection, incident_id: int, now: float, kind: str, actor: str,
+    data: dict[str, Any],
+) -> None:
+    """Append one timeline entry."""
+    conn.execute(
+        "INSERT INTO timeline (incident_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
+        (incident_id, now, kind, actor, dumps(data)),
+    )
+
+
+def schedule_change(
+    conn: sqlite3.Connection, incident_id: int, receiver: str, now: float, group_interval: float
+) -> None:
+    """Bring a receiver's notification forward after a change, honouring group_interval.
+
+    A timer in flight is marked dirty instead, so the change goes out after it finishes;
+    a first notification still waiting out group_wait keeps its time.
+    """
+    conn.execute(
+        "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
+        " VALUES ('notify', ?, ?, ?, ?) ON CONFLICT (kind, incident_id, target) DO UPDATE SET"
+        " dirty = CASE WHEN claimed_until IS NOT NULL THEN 1 ELSE dirty END,"
+        " due_at = CASE WHEN claimed_until IS NOT NULL OR last_sent_at IS NULL THEN due_at"
+        " ELSE MIN(due_at, MAX(excluded.due_at, last_sent_at + ?)) END",
+        (incident_id, receiver, now, now, group_interval),
+    )
+
+
+def touch_timers(conn: sqlite3.Connection, incident_id: int, now: float) -> None:
+    """Make every receiver of an incident notify its new state now (or after its send)."""
+    conn.execute(
+        "UPDATE timers SET"
+        " dirty = CASE WHEN claimed_until IS NOT NULL THEN 1 ELSE dirty END,"
+        " due_at = CASE WHEN claimed_until IS NOT NULL THEN due_at ELSE MIN(due_at, ?) END"
+        " WHERE incident_id = ?",
+        (now, incident_id),
+    )
