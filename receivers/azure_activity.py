@@ -146,9 +146,11 @@ def impacted_services(value: object) -> str:
 
 def _impacted_service(service: dict[str, object]) -> str:
     regions = service.get("ImpactedRegions")
-    names = [as_text(r.get("RegionName")) for r in regions if isinstance(r, dict)] if (
-        isinstance(regions, list)
-    ) else []
+    names = (
+        [as_text(r.get("RegionName")) for r in regions if isinstance(r, dict)]
+        if (isinstance(regions, list))
+        else []
+    )
     name = as_text(service.get("ServiceName"))
     return f"{name}: {', '.join(n for n in names if n)}" if names else name
 

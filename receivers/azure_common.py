@@ -339,9 +339,7 @@ def parse_log_v1(context: Node, service: str) -> Detail:
 
 
 def _log_summary(context: Node) -> str:
-    count, operator, threshold = (
-        context.text(k) for k in ("ResultCount", "Operator", "Threshold")
-    )
+    count, operator, threshold = (context.text(k) for k in ("ResultCount", "Operator", "Threshold"))
     if not count:
         return ""
     return f"{count} results ({operator} {threshold})" if operator else f"{count} results"
@@ -361,8 +359,7 @@ def parse_log_v2(context: Node, service: str) -> Detail:
         "metric_measure_column": _joined(conditions, "metricMeasureColumn"),
         "target_resource_types": _joined(conditions, "targetResourceTypes"),
         "link_to_search_results": filtered_ui or _joined(conditions, "linkToSearchResultsUI"),
-        "link_to_search_results_api": filtered_api
-        or _joined(conditions, "linkToSearchResultsAPI"),
+        "link_to_search_results_api": filtered_api or _joined(conditions, "linkToSearchResultsAPI"),
         **_window(context.obj("condition")),
     }
     return Detail(labels=_dimension_labels(conditions, "dimensions"), annotations=annotations)
@@ -380,9 +377,7 @@ def parse_log_simple(context: Node, service: str) -> Detail:
 def _event_row(row: object) -> str:
     cells = row if isinstance(row, list) else [row]
     pairs = (
-        f"{as_text(c.get('name'))}={as_text(c.get('value'))}"
-        for c in cells
-        if isinstance(c, dict)
+        f"{as_text(c.get('name'))}={as_text(c.get('value'))}" for c in cells if isinstance(c, dict)
     )
     return ", ".join(pairs)
 
