@@ -166,7 +166,7 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
 def _mapping(doc: dict[str, Any], key: str, errors: list[ConfigError]) -> dict[str, Any]:
     node = doc.get(key)
     if node is None:
-        return load("{}", getattr(doc, "file", "<string>"))  # type: ignore[no-any-return]
+        return load("{}", getattr(doc, "file", "<string>"))
     if not isinstance(node, dict):
         errors.append(ConfigError(position(doc, key), f"{key} must be a mapping"))
         return {}
