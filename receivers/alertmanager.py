@@ -39,7 +39,7 @@ def parse_notification(body: Any, integration: str = "alertmanager") -> Notifica
     if version != "4":
         raise PayloadError("version", f"unsupported webhook version {version!r}, want \"4\"")
     status = payload.get("status", "firing")
-    if status not in _STATUSES:
+    if not isinstance(status, str) or status not in _STATUSES:
         raise PayloadError("status", "must be \"firing\" or \"resolved\"")
     truncated = payload.get("truncatedAlerts", 0)
     if not isinstance(truncated, int) or isinstance(truncated, bool) or truncated < 0:
@@ -63,7 +63,8 @@ def parse_notification(body: Any, integration: str = "alertmanager") -> Notifica
 
 def _parse_alert(item: Any, field: str, integration: str, source: dict[str, str]) -> Alert:
     alert = expect_object(item, field)
-    status = _STATUSES.get(alert.get("status"))  # type: ignore[arg-type]
+    raw_status = alert.get("status")
+    status = _STATUSES.get(raw_status) if isinstance(raw_status, str) else None
     if status is None:
         raise PayloadError(f"{field}.status", "must be \"firing\" or \"resolved\"")
     labels = string_map(alert.get("labels"), f"{field}.labels", required=True)

@@ -1,0 +1,185 @@
+"""The SQLite store: upsert by fingerprint, incident lifecycle, timelines and timers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pagerd.models import Alert, AlertStatus
+from pagerd.store.base import IngestBatch, IngestItem, RouteTarget
+from pagerd.store.sqlite import SQLiteStore
+
+T0 = 1_800_000_000.0
+
+
+def alert(name: str = "Down", status: str = "firing", starts: int = 0, **labels: str) -> Alert:
+    labels = {"alertname": name, **labels}
+    return Alert(
+        fingerprint=f"{abs(hash(tuple(sorted(labels.items())))):016x}"[:16],
+        status=AlertStatus(status), labels=labels, annotations={"summary": f"{name} is down"},
+        starts_at=datetime.fromtimestamp(T0 + starts, UTC), integration="test",
+    )
+
+
+def target(key: str = "route:{}", severity: str = "SEV3", rank: int = 2,
+           opens: bool = True) -> RouteTarget:
+    return RouteTarget(key=key, route_id="route", receiver="hook", group_labels={},
+                       severity=severity, severity_rank=rank, owner="platform",
+                       escalation_policy=None, opens_incident=opens, group_wait=0,
+                       group_interval=300, notify=True)
+
+
+def batch(*items: tuple[Alert, list[RouteTarget]], group_resolved: bool = False) -> IngestBatch:
+    return IngestBatch([IngestItem(a, t) for a, t in items], "test", group_resolved)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "pagerd.db")
+    await s.open()
+    yield s
+    await s.close()
+
+
+class TestIncidentLifecycle:
+    """Alerts open, join, resolve and re-open incidents exactly once."""
+
+    async def test_first_alert_opens_incident_and_schedules_notification(
+        self, store: SQLiteStore
+    ) -> None:
+        result = await store.ingest(batch((alert(), [target()])), T0)
+        assert result.outcomes == {"new": 1}
+        assert len(result.opened) == 1
+        incident = await store.incident(result.opened[0])
+        assert incident is not None
+        assert incident["state"] == "triggered"
+        assert [e["kind"] for e in incident["timeline"]] == ["incident.opened", "alert.firing"]
+        timers = await store.claim_due(T0, 10, 60)
+        assert [(t.kind, t.target) for t in timers] == [("notify", "hook")]
+
+    async def test_resent_alert_changes_nothing(self, store: SQLiteStore) -> None:
+        a = alert()
+        first = await store.ingest(batch((a, [target()])), T0)
+        again = await store.ingest(batch((a, [target()])), T0 + 30)
+        assert again.outcomes == {"duplicate": 1}
+        assert again.opened == [] and again.resolved == []
+        incident = await store.incident(first.opened[0])
+        assert incident is not None and len(incident["timeline"]) == 2
+
+    async def test_resolution_resolves_incident_when_all_alerts_resolve(
+        self, store: SQLiteStore
+    ) -> None:
+        a, b = alert(instance="a"), alert(instance="b")
+        opened = await store.ingest(batch((a, [target()]), (b, [target()])), T0)
+        assert len(opened.opened) == 1  # both in one group
+        ra = alert(status="resolved", instance="a")
+        partial = await store.ingest(batch((ra, [target()])), T0 + 60)
+        assert partial.outcomes == {"resolved": 1} and partial.resolved == []
+        rb = alert(status="resolved", instance="b")
+        done = await store.ingest(batch((rb, [target()])), T0 + 120)
+        assert done.resolved == opened.opened
+        incident = await store.incident(opened.opened[0])
+        assert incident is not None and incident["state"] == "resolved"
+
+    async def test_refire_with_new_start_opens_new_incident(self, store: SQLiteStore) -> None:
+        first = await store.ingest(batch((alert(), [target()])), T0)
+        await store.ingest(batch((alert(status="resolved"), [target()])), T0 + 60)
+        again = await store.ingest(batch((alert(starts=600), [target()])), T0 + 600)
+        assert again.outcomes == {"updated": 1}
+        assert again.opened and again.opened != first.opened
+
+    async def test_more_severe_alert_raises_incident(self, store: SQLiteStore) -> None:
+        opened = await store.ingest(batch((alert(instance="a"), [target()])), T0)
+        await store.ingest(
+            batch((alert(instance="b"), [target(severity="SEV1", rank=0)])), T0 + 1)
+        incident = await store.incident(opened.opened[0])
+        assert incident is not None and incident["severity"] == "SEV1"
+        assert "incident.severity" in [e["kind"] for e in incident["timeline"]]
+
+    async def test_null_receiver_keeps_alert_without_incident(self, store: SQLiteStore) -> None:
+        result = await store.ingest(batch((alert(), [target(opens=False)])), T0)
+        assert result.outcomes == {"new": 1} and result.opened == []
+        assert await store.incidents() == []
+
+    async def test_continue_opens_one_incident_per_route(self, store: SQLiteStore) -> None:
+        result = await store.ingest(batch((alert(), [target("r1:{}"), target("r2:{}")])), T0)
+        assert len(result.opened) == 2
+
+    async def test_truncated_group_resolution_resolves_incident(self, store: SQLiteStore) -> None:
+        a, b = alert(instance="a"), alert(instance="b")
+        opened = await store.ingest(batch((a, [target()]), (b, [target()])), T0)
+        # Alertmanager cut alert b from the resolved notification (truncatedAlerts=1).
+        done = await store.ingest(
+            batch((alert(status="resolved", instance="a"), [target()]), group_resolved=True),
+            T0 + 60)
+        assert done.resolved == opened.opened
+
+    async def test_person_acknowledges_and_resolves(self, store: SQLiteStore) -> None:
+        opened = await store.ingest(batch((alert(), [target()])), T0)
+        incident_id = opened.opened[0]
+        assert await store.set_state(incident_id, "acknowledged", "api:alice", T0 + 5)
+        assert not await store.set_state(incident_id, "acknowledged", "api:bob", T0 + 6)
+        assert await store.set_state(incident_id, "resolved", "api:alice", T0 + 9)
+        incident = await store.incident(incident_id)
+        assert incident is not None
+        assert (incident["acknowledged_by"], incident["resolved_by"]) == ("api:alice",) * 2
+
+
+class TestTimers:
+    """A due timer is claimed once, finished or re-armed, and survives restarts."""
+
+    async def test_claimed_once(self, store: SQLiteStore) -> None:
+        await store.ingest(batch((alert(), [target()])), T0)
+        first, second = await asyncio.gather(
+            store.claim_due(T0, 10, 60), store.claim_due(T0, 10, 60))
+        assert len(first) + len(second) == 1
+
+    async def test_finish_rearms_for_repeat(self, store: SQLiteStore) -> None:
+        await store.ingest(batch((alert(), [target()])), T0)
+        (timer,) = await store.claim_due(T0, 10, 60)
+        await store.finish_timer(timer, T0 + 1, outcome="sent", entry={}, digest="d",
+                                 next_due=T0 + 3600, dirty_due=T0 + 301)
+        assert await store.claim_due(T0 + 3599, 10, 60) == []
+        (again,) = await store.claim_due(T0 + 3600, 10, 60)
+        assert again.generation == timer.generation + 1 and again.last_digest == "d"
+
+    async def test_change_during_send_marks_dirty(self, store: SQLiteStore) -> None:
+        await store.ingest(batch((alert(instance="a"), [target()])), T0)
+        (timer,) = await store.claim_due(T0, 10, 60)
+        await store.ingest(batch((alert(instance="b"), [target()])), T0 + 1)
+        await store.finish_timer(timer, T0 + 2, outcome="sent", entry={}, digest="d",
+                                 next_due=T0 + 3600, dirty_due=T0 + 302)
+        (again,) = await store.claim_due(T0 + 302, 10, 60)
+        assert again.id == timer.id
+
+    async def test_retry_releases_claim(self, store: SQLiteStore) -> None:
+        await store.ingest(batch((alert(), [target()])), T0)
+        (timer,) = await store.claim_due(T0, 10, 60)
+        await store.retry_timer(timer, T0 + 1, T0 + 10, {"reason": "timeout"})
+        (again,) = await store.claim_due(T0 + 10, 10, 60)
+        assert again.attempts == 2
+
+    async def test_claim_voided_by_restart(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "pagerd.db")
+        await store.open()
+        await store.ingest(batch((alert(), [target()])), T0)
+        assert len(await store.claim_due(T0, 10, 600)) == 1
+        await store.close()  # as if the process died with the send in flight
+
+        reopened = SQLiteStore(tmp_path / "pagerd.db")
+        await reopened.open()
+        (timer,) = await reopened.claim_due(T0 + 1, 10, 600)
+        assert timer.attempts == 2
+        await reopened.close()
+
+
+async def test_concurrent_ingests_share_commits(store: SQLiteStore) -> None:
+    """Many concurrent batches all land; each answered only after its commit."""
+    batches = [batch((alert(instance=str(i)), [target(key=f"k{i}")])) for i in range(300)]
+    results = await asyncio.gather(*(store.ingest(b, T0) for b in batches))
+    assert sum(len(r.opened) for r in results) == 300
+    assert len(await store.incidents(limit=1000)) == 300
