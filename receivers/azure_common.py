@@ -339,7 +339,13 @@ def parse_log_v1(context: Node, service: str) -> Detail:
 
 
 def _log_summary(context: Node) -> str:
-    count, operator, threshold = (context.text(k) for k in ("ResultCount", "Operator", "Threshold"))
+    return log_summary(
+        context.text("ResultCount"), context.text("Operator"), context.text("Threshold")
+    )
+
+
+def log_summary(count: str, operator: str, threshold: str) -> str:
+    """A log search alert's one-line summary: "2 results (Greater Than 0)"."""
     if not count:
         return ""
     return f"{count} results ({operator} {threshold})" if operator else f"{count} results"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pagerd.receivers import azure_activity as activity
 from pagerd.receivers.azure_common import (
     RESERVED_LABELS,
+    log_summary,
     parse_log_v1,
     parse_metric,
     render_search_results,
@@ -153,6 +154,9 @@ def parse_log_alert(data: Node, integration: str, *, schema: str) -> AzureParse:
     app_id, workspace_id = data.text("ApplicationId"), data.text("WorkspaceId")
     detail = parse_log_v1(data, "")
     detail.annotations.update(_legacy_log_annotations(data))
+    detail.annotations["summary"] = log_summary(
+        data.text("ResultCount"), detail.annotations["operator"], detail.annotations["threshold"]
+    )
     resource_id = data.text("ResourceId")
     labels = {
         **detail.labels,
@@ -172,7 +176,7 @@ def parse_log_alert(data: Node, integration: str, *, schema: str) -> AzureParse:
             fingerprint=fingerprint_of(*identity, *dims),
             status=AlertStatus.FIRING,
             labels=compact(labels),
-            annotations=compact({**detail.annotations, "resource_id": resource_id}),
+            annotations=compact({**_resource_annotations("", resource_id), **detail.annotations}),
             starts_at=parse_time(window_end),
             generator_url=detail.annotations.get("link_to_search_results", ""),
             integration=integration,
@@ -331,7 +335,11 @@ def _resource_labels(node: Node, resource_id: str) -> dict[str, str]:
 
 
 def _resource_annotations(description: str, resource_id: str) -> dict[str, str]:
-    return {"description": description, "resource_id": resource_id}
+    return {
+        "description": description,
+        "resource_id": resource_id,
+        "portal_link": portal_link(resource_id),
+    }
 
 
 def _renamed(labels: dict[str, str]) -> dict[str, str]:
