@@ -117,7 +117,7 @@ class Dispatcher:
         incident = await self._store.incident(timer.incident_id, timeline=False)
         settings = self._settings()
         now = self._clock.time()
-        route = settings.routing.tree.route_by_id(incident["route_id"]) if incident else None
+        route = settings.routing.tree.get(incident["route_id"]) if incident else None
         repeat = route.repeat_interval if route else DEFAULT_REPEAT
         group_interval = route.group_interval if route else DEFAULT_GROUP_INTERVAL
         receiver = settings.receivers.get(timer.target)

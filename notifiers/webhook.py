@@ -98,7 +98,7 @@ class WebhookNotifier:
         body = orjson.dumps(payload(delivery, self._max_alerts))
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=0.2, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
             retry=retry_if_exception(_retryable),
             reraise=True,
         ):
