@@ -10,12 +10,12 @@ at its file and line, in one `ConfigErrors`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pagerd.routing.configread import Fields, shape
-from pagerd.routing.inhibit import InhibitRule
+from pagerd.routing.inhibit import Inhibitor, InhibitRule
 from pagerd.routing.matcher_config import has_matchers, read_matchers
 from pagerd.routing.matchers import format_matchers, is_valid_label_name
 from pagerd.routing.timeinterval_config import parse_time_intervals
@@ -57,7 +57,7 @@ INHIBIT_KEYS = (
 _INHERITED_NAMES = ("owner", "severity", "escalation_policy")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Routing:
     """The routing part of a config: the tree, the inhibition rules, the time intervals."""
 
@@ -65,31 +65,37 @@ class Routing:
     inhibit_rules: tuple[InhibitRule, ...]
     time_intervals: Mapping[str, TimeInterval]
 
+    def inhibitor(self) -> Inhibitor:
+        """A new, empty inhibitor for these rules; feed it the firing alerts."""
+        return Inhibitor(self.inhibit_rules)
+
 
 @dataclass
 class _Names:
     """What the rest of the config defines, which routes may refer to."""
 
-    receivers: set[str]
-    owners: set[str]
-    severities: set[str]
-    policies: set[str] | None
-    intervals: set[str] = field(default_factory=set)
+    receivers: Set[str]
+    owners: Set[str]
+    severities: Set[str]
+    policies: Set[str] | None
+    intervals: Set[str] = field(default_factory=set)
 
 
 def parse_routing(
     doc: Mapping[str, Any],
     *,
-    receivers: set[str],
-    owners: set[str],
-    severities: set[str],
-    policies: set[str] | None = None,
+    receivers: Set[str],
+    owners: Set[str],
+    severities: Set[str],
+    policies: Set[str] | None = None,
 ) -> Routing:
     """The routing of config document `doc`; ConfigErrors naming every problem if refused.
 
     `receivers`, `owners`, `severities` and (unless None) `policies` are the names a route
     may use; the caller takes them from the other parts of the config.
     """
+    if not isinstance(doc, Mapping):
+        raise ConfigErrors([ConfigError(position(doc), "config: expected a mapping")])
     errors: list[ConfigError] = []
     intervals = _parse_intervals(doc, errors)
     names = _Names(receivers, owners, severities, policies, set(intervals))

@@ -100,7 +100,8 @@ BAD = [
     ),
     ("route:\n  receiver: default\n  routes:\n    - matchers: 'a=b'\n", 4, "expected a list"),
     (
-        "route:\n  receiver: default\n  routes:\n    - match:\n        ok: x\n        bad-name: y\n",
+        "route:\n  receiver: default\n  routes:\n    - match:\n        ok: x\n"
+        "        bad-name: y\n",
         6,
         "invalid label name 'bad-name'",
     ),
@@ -261,6 +262,12 @@ GOOD = [
 def test_accepted(text: str) -> None:
     """Configs at the edges that Alertmanager accepts."""
     assert parse(text).tree.root.receiver == "default"
+
+
+def test_empty_document_is_refused() -> None:
+    """An empty file loads as None: refused with a position, not a crash."""
+    with pytest.raises(ConfigErrors, match="expected a mapping"):
+        parse_routing(load("", "c.yml"), receivers=set(), owners=set(), severities=set())
 
 
 def test_policies_unchecked_when_unknown() -> None:
