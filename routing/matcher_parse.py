@@ -96,7 +96,7 @@ def _parse_classic_one(text: str) -> Matcher:
 
 _EOF = "EOF"
 _OPERATORS = {op.value: op for op in MatchType}
-_RESERVED = frozenset('{}!=~,\\"\'`') | GO_SPACE
+_RESERVED = frozenset("{}!=~,\\\"'`") | GO_SPACE
 
 
 @dataclass(frozen=True)
@@ -164,11 +164,11 @@ def _quoted_end(text: str, i: int) -> int:
             escaped = True
         elif text[end] == '"':
             return end + 1
-    raise MatcherError(f"{i}:{len(text)}: {text[i:]}: missing end \"")
+    raise MatcherError(f'{i}:{len(text)}: {text[i:]}: missing end "')
 
 
 class _Utf8Parser:
-    """A recursive-descent reading of `{? matcher (, matcher)* ,? }?`."""
+    """A parser of `{? matcher (, matcher)* ,? }?` over the lexed tokens."""
 
     def __init__(self, text: str) -> None:
         self.tokens = _lex(text)
@@ -236,4 +236,3 @@ def _unquote(token: _Token) -> str:
 def parse_utf8(text: str) -> list[Matcher]:
     """Matchers by the UTF-8 parser: quoted or bare names and values, Go string escapes."""
     return _Utf8Parser(text).parse()
-
