@@ -23,7 +23,7 @@ _RE2_OPTIONS.log_errors = False
 _RE2_OPTIONS.never_capture = True
 
 # Characters that make Alertmanager quote a label name when it prints a matcher.
-_RESERVED = frozenset('{}!=~,\\"\'`') | GO_SPACE
+_RESERVED = frozenset("{}!=~,\\\"'`") | GO_SPACE
 # The classic label name; Alertmanager checks `match:`/`match_re:` keys against it.
 _LEGACY_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
