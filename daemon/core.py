@@ -146,7 +146,7 @@ class Daemon:
         self.accepting = False
         self.ready = False
         if self._dispatch_task is not None:
-            await self.dispatcher.stop(timeout=deadline * 0.7)
+            await self.dispatcher.stop(grace=deadline * 0.7)
             self._dispatch_task.cancel()
             await asyncio.gather(self._dispatch_task, return_exceptions=True)
         if self._session is not None:

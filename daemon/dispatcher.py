@@ -8,6 +8,7 @@ send failed is re-armed durably with backoff, surviving restarts and long outage
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import random
 from collections.abc import Callable
@@ -41,7 +42,7 @@ def digest(incident: dict[str, Any]) -> str:
 def backoff(attempts: int) -> float:
     """Seconds before a failed notification is tried again: exponential, jittered, capped."""
     base = min(MAX_BACKOFF, 2.0 ** min(attempts, 12))
-    return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    return base * random.uniform(0.5, 1.0)
 
 
 class Dispatcher:
@@ -80,10 +81,9 @@ class Dispatcher:
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
             if len(claimed) < self._concurrency:
-                try:
+                # The poll: timers fall due by time as well as by a change that wakes us.
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
-                except TimeoutError:
-                    pass  # the poll: timers falling due by time rather than by a change
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -91,15 +91,15 @@ class Dispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("dispatcher.delivery_crashed", error=repr(task.exception()))
 
-    async def stop(self, timeout: float) -> None:
-        """Stop claiming; let sends in flight finish within `timeout`, then cancel them.
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let sends in flight finish within `grace` seconds, then cancel them.
 
         A cancelled send keeps its claim in the store and goes out again after restart.
         """
         self._stopping = True
         self._wake.set()
         if self._in_flight:
-            _, pending = await asyncio.wait(self._in_flight, timeout=timeout)
+            _, pending = await asyncio.wait(self._in_flight, timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

@@ -99,7 +99,7 @@ async def _refresh_gauges(daemon: Daemon) -> None:
         await asyncio.sleep(GAUGE_REFRESH)
         try:
             await daemon.refresh_gauges()
-        except Exception as exc:  # noqa: BLE001 - a metrics refresh must not end the loop
+        except Exception as exc:
             log.warning("metrics.refresh_failed", error=str(exc))
 
 

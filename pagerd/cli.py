@@ -13,8 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from pagerd import __version__
+from pagerd.daemon import logging as daemon_logging
+from pagerd.daemon.core import Options
+from pagerd.daemon.lifecycle import serve
+from pagerd.daemon.statedir import StateDir, default_state_dir
 from pagerd.errors import ConfigErrors
 from pagerd.settings import Settings, load_settings, locate
+from pagerd.store.sqlite import connect, read_incidents
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `pagerd` command."""
     args = build_parser().parse_args(argv)
+    # Logs go to stderr, so that stdout stays the command's output (e.g. JSON).
+    daemon_logging.configure()
     handlers = {"run": _run, "check": _check, "routes": _routes_test,
                 "incidents": _incidents, "ack": _act, "resolve": _act}
     return handlers[args.command](args)
@@ -80,11 +87,6 @@ def _settings_or_exit(config: str | None) -> Settings:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pagerd.daemon import logging as daemon_logging  # noqa: PLC0415 - only `run` logs
-    from pagerd.daemon.core import Options  # noqa: PLC0415 - keep `check` light
-    from pagerd.daemon.lifecycle import serve  # noqa: PLC0415
-
-    daemon_logging.configure()
     options = Options(config=args.config, listen=args.listen, state_dir=args.state_dir)
     return asyncio.run(serve(options))
 
@@ -125,9 +127,6 @@ def _routes_test(args: argparse.Namespace) -> int:
 
 
 def _incidents(args: argparse.Namespace) -> int:
-    from pagerd.daemon.statedir import StateDir, default_state_dir  # noqa: PLC0415
-    from pagerd.store.sqlite import connect, read_incidents  # noqa: PLC0415
-
     state = StateDir(args.state_dir or default_state_dir())
     incidents: list[dict[str, Any]] = []
     if state.database.exists():
@@ -150,8 +149,6 @@ def _incidents(args: argparse.Namespace) -> int:
 
 
 def _act(args: argparse.Namespace) -> int:
-    from pagerd.daemon.statedir import StateDir, default_state_dir  # noqa: PLC0415
-
     settings = _settings_or_exit(args.config)
     state = StateDir(args.state_dir or default_state_dir())
     token = settings.admin_token or state.read_token("admin")
@@ -167,7 +164,7 @@ def _act(args: argparse.Namespace) -> int:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:
             print(json.loads(response.read())["state"])
     except urllib.error.HTTPError as exc:
         print(f"refused: {exc.code} {exc.read().decode()}", file=sys.stderr)

@@ -115,7 +115,9 @@ class SQLiteStore(Store):
     async def set_state(
         self, incident_id: int, state: str, actor: str, now: float, note: str = ""
     ) -> bool:
-        return await self._write(lambda conn: _set_state(conn, incident_id, state, actor, now, note))
+        return await self._write(
+            lambda conn: _set_state(conn, incident_id, state, actor, now, note)
+        )
 
     async def incident(
         self, incident_id: int, *, timeline: bool = True

@@ -99,7 +99,7 @@ class GroupCommitWriter:
             self._conn.execute("ROLLBACK TO op")
             self._conn.execute("RELEASE op")
             return None, StoreUnavailable(f"store write failed: {exc}")
-        except Exception as exc:  # noqa: BLE001 - handed to the caller, who raises it
+        except Exception as exc:
             self._conn.execute("ROLLBACK TO op")
             self._conn.execute("RELEASE op")
             return None, exc

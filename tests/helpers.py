@@ -47,9 +47,9 @@ class Sink:
         self.arrived.set()
         return web.Response(text="ok")
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    async def wait_for(self, count: int, within: float = 10.0) -> list[dict[str, Any]]:
         """Wait until `count` notifications have arrived."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while len(self.received) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
@@ -147,9 +147,9 @@ def am_alert(status: str = "firing", starts: str = "2026-12-01T10:00:00Z", **lab
             "generatorURL": "http://prometheus.local/graph"}
 
 
-async def eventually(check: Any, timeout: float = 10.0) -> None:
+async def eventually(check: Any, within: float = 10.0) -> None:
     """Wait until the async `check()` stops raising AssertionError."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             try:
                 await check()

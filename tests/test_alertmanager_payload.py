@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import pytest
-from conftest import FIXTURES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +14,8 @@ from pagerd.fingerprint import fingerprint
 from pagerd.models import AlertStatus
 from pagerd.receivers.alertmanager import parse_notification
 from pagerd.receivers.errors import PayloadError
+
+from conftest import FIXTURES
 
 AM = FIXTURES / "alertmanager"
 
@@ -117,17 +119,13 @@ json_values = st.recursive(
 def test_mutated_payload_is_parsed_or_refused(key: str, value: Any) -> None:
     """Any JSON value in any field gives a notification or a PayloadError, never a crash."""
     body = _base() | {key: value}
-    try:
+    with contextlib.suppress(PayloadError):
         parse_notification(body)
-    except PayloadError:
-        pass
 
 
 @given(alert=st.dictionaries(
     st.sampled_from(["status", "labels", "annotations", "startsAt", "endsAt", "generatorURL",
                      "fingerprint"]), json_values))
 def test_mutated_alert_is_parsed_or_refused(alert: dict[str, Any]) -> None:
-    try:
+    with contextlib.suppress(PayloadError):
         parse_notification(_base() | {"alerts": [alert]})
-    except PayloadError:
-        pass

@@ -7,12 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from helpers import (
-    ADMIN, SECRET, TOKEN, am_alert, am_payload, config_text, eventually, running_daemon,
-    sink_server,
-)
 
 from pagerd.notifiers.webhook import verify
+
+from helpers import (
+    ADMIN,
+    SECRET,
+    TOKEN,
+    am_alert,
+    am_payload,
+    config_text,
+    eventually,
+    running_daemon,
+    sink_server,
+)
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN}"}
@@ -69,7 +77,7 @@ class TestEndToEnd:
     async def test_resent_alert_pages_once(self, tmp_path: Path) -> None:
         async with sink_server() as sink, running_daemon(
             tmp_path, config_text(sink.url)
-        ) as (daemon, base, session):
+        ) as (_daemon, base, session):
             body = am_payload(am_alert(alertname="Down"))
             for _ in range(5):
                 assert (await post(session, base, body))[0] == 200
@@ -113,7 +121,7 @@ class TestEndToEnd:
             # Three quick tries fail, the timer is re-armed with backoff, then it lands.
             sink.failures = [503, 503, 503, 500]
             await post(session, base, am_payload(am_alert(alertname="Down")))
-            await sink.wait_for(1, timeout=15)
+            await sink.wait_for(1, within=15)
 
             async def retried_then_sent() -> None:
                 (incident,) = await incidents(session, base)
@@ -203,7 +211,7 @@ class TestReload:
     async def test_good_config_keeps_open_incidents(self, tmp_path: Path) -> None:
         async with sink_server() as sink, running_daemon(
             tmp_path, config_text(sink.url)
-        ) as (daemon, base, session):
+        ) as (_daemon, base, session):
             await post(session, base, am_payload(am_alert(alertname="A", instance="1")))
             (tmp_path / "pagerd.yml").write_text(config_text(sink.url) + "\n# edited\n")
             async with session.post(f"{base}/-/reload", headers=ADMIN_AUTH) as response:
