@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ class TestRefusals:
             assert (await post(session, base, body, headers={}))[0] == 401
             wrong = {"Authorization": "Bearer nope"}
             assert (await post(session, base, body, headers=wrong))[0] == 401
-            basic = aiohttp.BasicAuth("alertmanager", TOKEN).encode()
+            basic = "Basic " + base64.b64encode(f"alertmanager:{TOKEN}".encode()).decode()
             assert (await post(session, base, body, headers={"Authorization": basic}))[0] == 200
 
     async def test_bad_payloads_store_nothing(self, tmp_path: Path) -> None:
