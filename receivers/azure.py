@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import structlog
+
+from pagerd.models import Alert, AlertStatus
 from pagerd.receivers import azure_legacy as legacy
 from pagerd.receivers.azure_common import SCHEMA_ID, parse_common
 from pagerd.receivers.azure_fields import (
@@ -26,8 +28,6 @@ from pagerd.receivers.azure_fields import (
     fingerprint_of,
 )
 from pagerd.receivers.errors import PayloadError
-
-from pagerd.models import Alert, AlertStatus
 
 __all__ = ["AzureParse", "parse_azure"]
 

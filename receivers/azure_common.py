@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pagerd.models import Alert, AlertStatus
 from pagerd.receivers import azure_activity as activity
 from pagerd.receivers.azure_fields import (
     AzureParse,
@@ -29,8 +30,6 @@ from pagerd.receivers.azure_fields import (
     severity_label,
 )
 from pagerd.receivers.errors import PayloadError
-
-from pagerd.models import Alert, AlertStatus
 
 SCHEMA_ID = "azureMonitorCommonAlertSchema"
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from pagerd.receivers.errors import PayloadError
-
 from pagerd.models import Alert
+from pagerd.receivers.errors import PayloadError
 
 _LABEL_CHARS = re.compile(r"[^A-Za-z0-9_]")
 # "3/22/2019 1:36:31 PM": the US-style UTC stamp of log search alerts v1.

@@ -8,6 +8,7 @@ ID for activity-log events and the notification's amounts for budgets.
 
 from __future__ import annotations
 
+from pagerd.models import Alert, AlertStatus
 from pagerd.receivers import azure_activity as activity
 from pagerd.receivers.azure_common import (
     RESERVED_LABELS,
@@ -32,8 +33,6 @@ from pagerd.receivers.azure_fields import (
     severity_label,
 )
 from pagerd.receivers.errors import PayloadError
-
-from pagerd.models import Alert, AlertStatus
 
 METRIC_ALERT = "AzureMonitorMetricAlert"
 ACTIVITY_LOGS = "Microsoft.Insights/activityLogs"

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES
-from pagerd.receivers.azure import parse_azure
 
 from pagerd.models import AlertStatus
+from pagerd.receivers.azure import parse_azure
+
+from conftest import FIXTURES
 
 AZURE = FIXTURES / "azure"
 ALERT_ID = "/subscriptions/0000/providers/Microsoft.AlertsManagement/alerts/5"

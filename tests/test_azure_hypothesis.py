@@ -14,9 +14,10 @@ from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
+from test_azure_fixtures import AZURE, CASES, load
+
 from pagerd.receivers.azure import AzureParse, parse_azure
 from pagerd.receivers.errors import PayloadError
-from test_azure_fixtures import AZURE, CASES, load
 
 LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pagerd.receivers.azure import parse_azure
-from pagerd.receivers.azure_fields import arm_labels, label_name, parse_time, severity_label
-from pagerd.receivers.errors import PayloadError
 from test_azure_fixtures import common_body, load
 
 from pagerd.models import AlertStatus
+from pagerd.receivers.azure import parse_azure
+from pagerd.receivers.azure_fields import arm_labels, label_name, parse_time, severity_label
+from pagerd.receivers.errors import PayloadError
 
 VM_ID = (
     "/subscriptions/1111/resourceGroups/Prod-RG/providers/Microsoft.Compute/virtualMachines/web-1"
