@@ -25,6 +25,8 @@ import structlog
 log = structlog.get_logger(__name__)
 
 ALGORITHM = "RS256"
+# Seconds between fetch attempts while no key at all could be loaded.
+_EMPTY_RETRY = 5.0
 
 
 class EntraError(Exception):
@@ -128,22 +130,31 @@ class EntraVerifier:
         return kid
 
     async def _key(self, kid: str) -> jwt.PyJWK:
-        if self._stale() or kid not in self._keys:
+        if kid not in self._keys or self._needs_fetch(kid):
+            # The lock also makes a verify wait for a fetch already under way, whose keys
+            # may be the ones it needs; then it fetches only if that did not settle it.
             async with self._lock:
-                # Another verify may have fetched while this one waited for the lock.
-                if self._stale() or (kid not in self._keys and self._may_refetch()):
+                if self._needs_fetch(kid):
                     await self._refresh()
+        if not self._keys:
+            raise EntraError("jwks_unavailable", self._jwks_url)
         key = self._keys.get(kid)
         if key is None:
             raise EntraError("unknown_kid", kid)
         return key
 
-    def _stale(self) -> bool:
-        return self._fetched_at is None or self._clock() - self._fetched_at > self._max_key_age
-
-    def _may_refetch(self) -> bool:
-        assert self._fetched_at is not None  # _stale() covers "never fetched"
-        return self._clock() - self._fetched_at >= self._refetch_interval
+    def _needs_fetch(self, kid: str) -> bool:
+        if self._fetched_at is None:
+            return True
+        age = self._clock() - self._fetched_at
+        if age > self._max_key_age:
+            return True
+        if kid in self._keys:
+            return False
+        # An unknown kid may be a rotated key: refetch, but rate-limited. With no keys at all
+        # (the first fetch failed) every token is refused, so retry sooner.
+        interval = self._refetch_interval if self._keys else _EMPTY_RETRY
+        return age >= min(interval, self._refetch_interval)
 
     async def _refresh(self) -> None:
         # Rate limiting counts attempts, not successes: a failing endpoint is not hammered.
@@ -155,8 +166,6 @@ class EntraVerifier:
             # Keep the keys we had: an outage of the key endpoint must not refuse
             # tokens signed by keys we already trust.
             log.warning("entra jwks fetch failed", url=self._jwks_url, error=str(e))
-            if not self._keys:
-                raise EntraError("jwks_unavailable", str(e)) from e
             return
         if set(keys) != set(self._keys):
             log.info("entra jwks loaded", url=self._jwks_url, kids=sorted(keys))

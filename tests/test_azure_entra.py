@@ -245,9 +245,17 @@ async def test_keys_refreshed_when_old(
 async def test_endpoint_down_at_start(
     verifier: tuple[EntraVerifier, Clock], jwks: tuple[JwksServer, str], rsa_keys: Any
 ) -> None:
-    v, _ = verifier
+    """With no key loaded every token is refused; the fetch is retried after a few seconds."""
+    v, clock = verifier
     jwks[0].status = 503
-    assert await reason(v, token(rsa_keys)) == "jwks_unavailable"
+    raw = token(rsa_keys)
+    assert await reason(v, raw) == "jwks_unavailable"
+    assert await reason(v, raw) == "jwks_unavailable"
+    assert jwks[0].hits == 1
+    jwks[0].status = 200
+    clock.now += 6
+    await v.verify(raw)
+    assert jwks[0].hits == 2
 
 
 async def test_endpoint_down_later_keeps_keys(
