@@ -48,7 +48,7 @@ class ShiftLength:
 
     def __post_init__(self) -> None:
         if self.count < 1:
-            raise ValueError("a shift must last at least one hour, day or week")
+            raise ValueError("a zero-length shift never hands over; shifts last at least 1h")
 
     @classmethod
     def parse(cls, text: str) -> ShiftLength:
