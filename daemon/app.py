@@ -11,9 +11,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pagerd.daemon.core import Daemon
 from pagerd.errors import ConfigErrors
+from pagerd.models import Alert
 from pagerd.receivers.alertmanager import parse_notification
 from pagerd.receivers.auth import presented_token, token_matches
+from pagerd.receivers.azure import parse_azure
+from pagerd.receivers.entra import EntraError
 from pagerd.receivers.errors import PayloadError
+from pagerd.settings import Integration
 from pagerd.store.base import StoreUnavailable
 
 log = structlog.get_logger("pagerd.http")
@@ -69,35 +73,67 @@ class Api:
         token = presented_token(request.headers, request.query)
         return token_matches(token, self.daemon.admin_token)
 
-    async def alertmanager(self, request: web.Request) -> web.Response:
-        """POST /api/v1/alertmanager[/{integration}]: an Alertmanager webhook notification."""
+    async def intake(self, request: web.Request) -> web.Response:
+        """POST /api/v1/{alertmanager|azure}[/{integration}]: alerts from a monitoring system.
+
+        Authenticated, validated whole, stored durably, then answered: a 2xx means the
+        alerts are on disk.
+        """
         daemon = self.daemon
-        name = request.match_info.get("integration", "alertmanager")
+        kind = request.match_info["kind"]
+        name = request.match_info.get("integration", kind)
         if not daemon.accepting:
             return unavailable(daemon, "shutting down")
         integration = daemon.settings.integrations.get(name)
-        if integration is None or integration.type != "alertmanager":
-            return json_response({"error": f"no alertmanager integration {name!r}",
+        if integration is None or integration.type != kind:
+            return json_response({"error": f"no {kind} integration {name!r}",
                                   "field": "integration"}, 404)
-        token = presented_token(request.headers, request.query)
-        if not token_matches(token, daemon.tokens.get(name)):
+        if not await self._authenticated(request, integration):
             return unauthorized(daemon, name)
         try:
             body = await read_json(request, daemon.settings.max_body_bytes)
-            notification = parse_notification(body, name)
+            alerts, group_resolved = self._parse(kind, body, name)
         except PayloadError as exc:
             daemon.metrics.invalid_payloads.labels(name, exc.field.split("[")[0]).inc()
             log.info("payload.refused", integration=name, field=exc.field, reason=exc.reason)
             return json_response(exc.to_json(), exc.status)
         try:
-            result = await daemon.intake.accept(
-                notification.alerts, name, group_resolved=notification.group_resolved)
+            result = await daemon.intake.accept(alerts, name, group_resolved=group_resolved)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=name, error=str(exc))
             return unavailable(daemon, "store")
         if result.opened or result.resolved or result.outcomes.keys() - {"duplicate"}:
             daemon.dispatcher.wake()
-        return json_response({"status": "success", "alerts": len(notification.alerts)})
+        return json_response({"status": "success", "alerts": len(alerts)})
+
+    async def _authenticated(self, request: web.Request, integration: Integration) -> bool:
+        # Azure action groups can only put a token in the URL; Alertmanager sends headers.
+        allow_query = integration.type == "azure"
+        token = presented_token(request.headers, request.query, allow_query=allow_query)
+        if token_matches(token, self.daemon.tokens.get(integration.name)):
+            return True
+        verifier = self.daemon.verifiers.get(integration.name)
+        if verifier is None or token is None or token.count(".") != 2:
+            return False
+        try:
+            await verifier.verify(token)
+        except EntraError as exc:
+            log.info("auth.entra_refused", integration=integration.name, reason=exc.reason)
+            return False
+        return True
+
+    def _parse(self, kind: str, body: Any, name: str) -> tuple[list[Alert], bool]:
+        if kind == "alertmanager":
+            notification = parse_notification(body, name)
+            return notification.alerts, notification.group_resolved
+        parsed = parse_azure(body, integration=name)
+        if not parsed.known:
+            # Kept as a generic alert, never dropped; counted so the gap is visible.
+            reason = parsed.notes.get("reason", "unknown")
+            self.daemon.metrics.unknown_payloads.labels(name, parsed.kind, reason).inc()
+            log.warning("payload.unknown_shape", integration=name, kind=parsed.kind,
+                        reason=reason)
+        return parsed.alerts, False
 
     async def healthy(self, request: web.Request) -> web.Response:
         """GET /-/healthy: the process is up."""
@@ -192,8 +228,8 @@ def build_app(daemon: Daemon) -> web.Application:
     api = Api(daemon)
     # client_max_size is a backstop; read_json answers over-size bodies with a JSON 413.
     app = web.Application(client_max_size=daemon.settings.max_body_bytes + 1)
-    app.router.add_post("/api/v1/alertmanager", api.alertmanager)
-    app.router.add_post("/api/v1/alertmanager/{integration}", api.alertmanager)
+    app.router.add_post("/api/v1/{kind:alertmanager|azure}", api.intake)
+    app.router.add_post("/api/v1/{kind:alertmanager|azure}/{integration}", api.intake)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
     app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve}", api.act)

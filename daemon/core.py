@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
-from pagerd.settings import Settings, load_settings, locate
+from pagerd.receivers.entra import EntraVerifier
+from pagerd.settings import Integration, Settings, load_settings, locate
 from pagerd.store.base import Store
 from pagerd.store.sqlite import SQLiteStore
 
@@ -49,6 +51,7 @@ class Daemon:
         self.intake: Intake
         self.dispatcher: Dispatcher
         self.tokens: dict[str, str] = {}
+        self.verifiers: dict[str, EntraVerifier] = {}
         self.admin_token = ""
         self.accepting = False
         self.ready = False
@@ -91,6 +94,7 @@ class Daemon:
             name: self.state.token(name, integration.token)
             for name, integration in self.settings.integrations.items()
         }
+        self.verifiers = _verifiers(self.settings.integrations.values())
 
     async def _build_routing(self) -> None:
         firing = await self.store.firing_alerts()
@@ -130,9 +134,13 @@ class Daemon:
                     self.tokens[name] = self.state.token(name, integration.token)
             firing = await self.store.firing_alerts()
             router = Router(settings, firing)
-            # Both swaps happen with no await between them: a request sees old or new.
+            old_verifiers, self.verifiers = self.verifiers, _verifiers(
+                settings.integrations.values())
+            # The swaps happen with no await between them: a request sees old or new.
             self.settings = settings
             self.intake.router = router
+            for verifier in old_verifiers.values():
+                await verifier.close()
             self.metrics.set_config(settings.digest, time.time())
             log.info("config.reloaded", file=file, digest=settings.digest)
 
@@ -151,5 +159,19 @@ class Daemon:
             await asyncio.gather(self._dispatch_task, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        for verifier in self.verifiers.values():
+            await verifier.close()
         await self.store.close()
         self.state.unlock()
+
+
+def _verifiers(integrations: Iterable[Integration]) -> dict[str, EntraVerifier]:
+    """An Entra ID verifier for each integration that accepts Entra tokens."""
+    return {
+        integration.name: EntraVerifier(
+            jwks_url=integration.entra.jwks_url, issuer=integration.entra.issuers,
+            audience=integration.entra.audiences, role=integration.entra.role,
+        )
+        for integration in integrations
+        if integration.entra is not None
+    }

@@ -114,6 +114,11 @@ class Dispatcher:
             return []
 
     async def _deliver(self, timer: Timer) -> None:
+        if timer.kind == "auto_resolve":
+            if await self._store.auto_resolve(timer, self._clock.time()):
+                log.info("incident.auto_resolved", incident=timer.incident_id)
+                self.wake()  # its receivers have a resolution to send
+            return
         incident = await self._store.incident(timer.incident_id, timeline=False)
         settings = self._settings()
         now = self._clock.time()

@@ -74,6 +74,7 @@ class Router:
             group_wait=route.group_wait,
             group_interval=route.group_interval,
             notify=receiver.has_notifier,
+            auto_resolve_after=route.auto_resolve_after if alert.stateless else None,
         )
 
 

@@ -19,6 +19,9 @@ class Metrics:
         self.invalid_payloads = Counter(
             "pagerd_invalid_payloads_total", "Requests refused as malformed, by integration "
             "and field.", ["integration", "field"], registry=r)
+        self.unknown_payloads = Counter(
+            "pagerd_unknown_payloads_total", "Well-formed payloads of a shape pagerd does not "
+            "know, kept as generic alerts.", ["integration", "kind", "reason"], registry=r)
         self.auth_failures = Counter(
             "pagerd_auth_failures_total", "Requests refused for missing or wrong credentials.",
             ["endpoint"], registry=r)

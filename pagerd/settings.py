@@ -24,11 +24,21 @@ from pagerd.yamlsource import Position, YAMLSourceError, load, position
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
 SYSTEM_CONFIG = Path("/etc/pagerd/pagerd.yml")
-INTEGRATION_TYPES = {"alertmanager"}
+INTEGRATION_TYPES = {"alertmanager", "azure"}
 TOP_LEVEL = {
     "global", "server", "integrations", "severity", "components", "route", "receivers",
     "inhibit_rules", "time_intervals", "mute_time_intervals", "templates",
 }
+
+
+@dataclass(frozen=True)
+class EntraConfig:
+    """Microsoft Entra ID bearer tokens accepted by an Azure integration (secure webhook)."""
+
+    jwks_url: str
+    issuers: tuple[str, ...]
+    audiences: tuple[str, ...]
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class Integration:
     name: str
     type: str
     token: str | None
+    entra: EntraConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -192,14 +203,38 @@ def _integrations(
         if not isinstance(item, dict):
             errors.append(ConfigError(position(node, name), "an integration must be a mapping"))
             continue
-        refuse_unknown(item, {"type", "token", "token_file"}, errors)
         kind = item.get("type", name)
         if kind not in INTEGRATION_TYPES:
             errors.append(ConfigError(position(item, "type"), f"unknown integration type {kind!r}"))
             continue
+        known = {"type", "token", "token_file"} | ({"entra"} if kind == "azure" else set())
+        refuse_unknown(item, known, errors)
         token = resolve_secret(item, "token", env_name(name, "token"), errors, base_dir)
-        found[name] = Integration(name, kind, token)
+        entra = _entra(item["entra"], errors) if "entra" in item else None
+        found[name] = Integration(name, kind, token, entra)
     return found
+
+
+def _entra(node: Any, errors: list[ConfigError]) -> EntraConfig | None:
+    if not isinstance(node, dict):
+        errors.append(ConfigError(position(node), "entra must be a mapping"))
+        return None
+    refuse_unknown(node, {"jwks_url", "issuer", "audience", "role"}, errors)
+    values: dict[str, tuple[str, ...]] = {}
+    for key in ("jwks_url", "issuer", "audience"):
+        value = node.get(key)
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(isinstance(v, str) and v for v in items):
+            errors.append(ConfigError(position(node, key), f"{key} must be a string or list"))
+            return None
+        values[key] = tuple(items)
+    if not values["jwks_url"][0].startswith("https://") and not values["jwks_url"][0].startswith(
+        "http://127.0.0.1"
+    ):
+        errors.append(ConfigError(position(node, "jwks_url"), "jwks_url must be https"))
+    role = node.get("role")
+    return EntraConfig(values["jwks_url"][0], values["issuer"], values["audience"],
+                       str(role) if role else None)
 
 
 def _components(doc: dict[str, Any], errors: list[ConfigError]) -> dict[str, Component]:

@@ -37,6 +37,9 @@ class RouteTarget:
     group_wait: float
     group_interval: float
     notify: bool = True
+    # For stateless alerts (their source never resolves them): resolve the incident this
+    # long after its last alert, if the route asks for it.
+    auto_resolve_after: float | None = None
 
 
 @dataclass(slots=True)
@@ -119,6 +122,10 @@ class Store(abc.ABC):
         self, timer: Timer, now: float, due: float, entry: dict[str, Any]
     ) -> None:
         """Release a claimed timer to fire again at `due`, recording why."""
+
+    @abc.abstractmethod
+    async def auto_resolve(self, timer: Timer, now: float) -> bool:
+        """Resolve the incident of a claimed auto-resolve timer and drop the timer."""
 
     @abc.abstractmethod
     async def append_timeline(

@@ -14,7 +14,7 @@ import orjson
 from pagerd.store import sqlite_ingest
 from pagerd.store.base import IngestBatch, IngestResult, Store, StoreUnavailable, Timer
 from pagerd.store.migrations import migrate
-from pagerd.store.sqlite_ingest import append, dumps, touch_timers
+from pagerd.store.sqlite_ingest import append, dumps, resolve_incident, touch_timers
 from pagerd.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -107,6 +107,22 @@ class SQLiteStore(Store):
 
         await self._write(op)
 
+    async def auto_resolve(self, timer: Timer, now: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            conn.execute("DELETE FROM timers WHERE id = ?", (timer.id,))
+            result = IngestResult()
+            resolve_incident(conn, timer.incident_id, "pagerd:auto_resolve_after", now, result)
+            # Their source never will: the stateless alerts end here too.
+            conn.execute(
+                "UPDATE alerts SET status = 'resolved', updated_at = ? WHERE stateless = 1"
+                " AND fingerprint IN (SELECT fingerprint FROM incident_alerts"
+                " WHERE incident_id = ?)",
+                (now, timer.incident_id),
+            )
+            return bool(result.resolved)
+
+        return await self._write(op)
+
     async def append_timeline(
         self, incident_id: int, now: float, kind: str, actor: str, data: dict[str, Any]
     ) -> None:
@@ -158,6 +174,8 @@ def _claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> li
     ).fetchall()
     timers = [Timer(*row) for row in rows]
     for timer in timers:
+        if timer.kind != "notify":
+            continue
         # The in-flight record: written before the send leaves, so a crash shows on the
         # timeline and can repeat only this one send.
         append(conn, timer.incident_id, now, "notification.sending", "pagerd",

@@ -43,7 +43,7 @@ def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> In
     if batch.group_resolved:
         # Alertmanager truncated the group; its resolved notification speaks for all of it.
         for incident_id in touched:
-            _resolve_incident(conn, incident_id, batch.integration, now, result)
+            resolve_incident(conn, incident_id, batch.integration, now, result)
     return result
 
 
@@ -110,7 +110,22 @@ def _join_incident(
     conn.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
     if target.notify:
         schedule_change(conn, incident_id, target.receiver, now, target.group_interval)
+    _arm_auto_resolve(conn, incident_id, target, now)
     return int(incident_id)
+
+
+def _arm_auto_resolve(
+    conn: sqlite3.Connection, incident_id: int, target: RouteTarget, now: float
+) -> None:
+    """(Re)start the quiet period after which a stateless incident resolves itself."""
+    if target.auto_resolve_after is None:
+        return
+    conn.execute(
+        "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
+        " VALUES ('auto_resolve', ?, '', ?, ?) ON CONFLICT (kind, incident_id, target)"
+        " DO UPDATE SET due_at = excluded.due_at",
+        (incident_id, now + target.auto_resolve_after, now),
+    )
 
 
 def _open_incident(
@@ -141,6 +156,7 @@ def _open_incident(
             " VALUES ('notify', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (incident_id, target.receiver, now + target.group_wait, now),
         )
+    _arm_auto_resolve(conn, incident_id, target, now)
     result.opened.append(incident_id)
     return incident_id
 
@@ -163,15 +179,16 @@ def _leave_incident(
             (incident_id,),
         ).fetchone()
         if still_firing is None:
-            _resolve_incident(conn, incident_id, alert.integration, now, result)
+            resolve_incident(conn, incident_id, alert.integration, now, result)
         elif target.notify:
             schedule_change(conn, incident_id, target.receiver, now, target.group_interval)
     return [int(incident_id) for (incident_id,) in rows]
 
 
-def _resolve_incident(
+def resolve_incident(
     conn: sqlite3.Connection, incident_id: int, actor: str, now: float, result: IngestResult
 ) -> None:
+    """Resolve an open incident and all its alerts' memberships; notify its receivers."""
     changed = conn.execute(
         "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ?,"
         " updated_at = ? WHERE id = ? AND state != 'resolved'",
