@@ -224,10 +224,11 @@ def _entra(node: Any, errors: list[ConfigError]) -> EntraConfig | None:
     for key in ("jwks_url", "issuer", "audience"):
         value = node.get(key)
         items = value if isinstance(value, list) else [value]
-        if not items or not all(isinstance(v, str) and v for v in items):
+        strings = tuple(v for v in items if isinstance(v, str) and v)
+        if not strings or len(strings) != len(items):
             errors.append(ConfigError(position(node, key), f"{key} must be a string or list"))
             return None
-        values[key] = tuple(items)
+        values[key] = strings
     if not values["jwks_url"][0].startswith("https://") and not values["jwks_url"][0].startswith(
         "http://127.0.0.1"
     ):
