@@ -88,9 +88,12 @@ def transitions(zone: ZoneInfo) -> tuple[datetime, ...]:
     return tuple(found)
 
 
-def ref_windows(restriction: Restriction, first: date, last: date) -> list[tuple[datetime, ...]]:
+WallSpan = tuple[datetime, datetime]
+
+
+def ref_windows(restriction: Restriction, first: date, last: date) -> list[WallSpan]:
     """Wall-clock windows of `restriction` that start from `first` to `last`."""
-    windows = []
+    windows: list[WallSpan] = []
     day = first
     while day <= last:
         if isinstance(restriction, DailyRestriction) and day.weekday() in restriction.days:
@@ -216,7 +219,7 @@ def layers(draw: st.DrawFn, zone: ZoneInfo | None = None) -> Layer:
     unit = draw(st.sampled_from(list(ShiftUnit)))
     count = draw(st.integers(1, {"h": 36, "d": 4, "w": 2}[unit.value]))
     start = date(YEAR - 1, 10, 1) + timedelta(days=draw(st.integers(0, 300)))
-    if transitions(zone) and draw(st.booleans()):
+    if len(transitions(zone)) > 0 and draw(st.booleans()):
         day = reading(draw(st.sampled_from(transitions(zone))), zone).date()
         if unit is ShiftUnit.HOURS:
             # Whole days of such shifts bring the handoff time back every day.
@@ -239,7 +242,7 @@ def layers(draw: st.DrawFn, zone: ZoneInfo | None = None) -> Layer:
 def instants(draw: st.DrawFn, zone: ZoneInfo) -> datetime:
     """Minutes of the year, half of them within a day of one of the zone's transitions."""
     near = transitions(zone)
-    if near and draw(st.booleans()):
+    if len(near) > 0 and draw(st.booleans()):
         center = draw(st.sampled_from(near))
         return center + draw(st.integers(-1440, 1440)) * MINUTE
     return datetime(YEAR, 1, 1, tzinfo=UTC) + draw(st.integers(0, 365 * 1440)) * MINUTE
@@ -306,7 +309,7 @@ def test_handoffs_keep_their_local_time(data: st.DataObject) -> None:
     layer = data.draw(layers())
     zone = layer.time_zone
     target = datetime(YEAR, 1, 1)
-    if transitions(zone) and data.draw(st.booleans()):
+    if len(transitions(zone)) > 0 and data.draw(st.booleans()):
         target = reading(data.draw(st.sampled_from(transitions(zone))), zone)
     near = (target - layer.anchor) // layer.shift_length.wall
     number = max(0, near + data.draw(st.integers(-3, 3)))

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pagerd.oncall.restrictions import DailyRestriction, WeeklyRestriction
+from pagerd.oncall.restrictions import DailyRestriction, Restriction, WeeklyRestriction
 from pagerd.oncall.rotation import Layer, ShiftLength, ShiftUnit
 from pagerd.oncall.timeline import Shift
 from pagerd.oncall.wallclock import local, resolve
@@ -156,9 +156,14 @@ def test_business_hours_and_nights_and_weekends() -> None:
     weekend = WeeklyRestriction(4, time(17), 0, time(9))
     start = date(2026, 1, 5)
     length = ShiftLength.parse("1d")
+    rows: list[tuple[str, Restriction]] = [
+        ("business", business),
+        ("nights", nights),
+        ("weekend", weekend),
+    ]
     layers = {
         name: Layer(name, ("ann",), length, time(0), start, NEW_YORK, (restriction,))
-        for name, restriction in [("business", business), ("nights", nights), ("weekend", weekend)]
+        for name, restriction in rows
     }
     table = [
         # Monday 12 January 2026.
