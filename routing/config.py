@@ -14,6 +14,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pagerd.errors import ConfigError, ConfigErrors
 from pagerd.routing.configread import Fields, shape
 from pagerd.routing.inhibit import Inhibitor, InhibitRule
 from pagerd.routing.matcher_config import has_matchers, read_matchers
@@ -21,8 +22,6 @@ from pagerd.routing.matchers import format_matchers, is_valid_label_name
 from pagerd.routing.timeinterval_config import parse_time_intervals
 from pagerd.routing.timeintervals import TimeInterval
 from pagerd.routing.tree import Route, RoutingTree
-
-from pagerd.errors import ConfigError, ConfigErrors
 from pagerd.yamlsource import position
 
 ROUTE_KEYS = (

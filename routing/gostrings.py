@@ -32,6 +32,8 @@ def go_trim_space(text: str) -> str:
 
 def go_quote(text: str) -> str:
     """`text` as a double-quoted Go string literal, escaped as strconv.Quote escapes it."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
     out = ['"']
     for char in text:
         code = ord(char)

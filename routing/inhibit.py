@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pagerd.routing.matchers import Matcher, matches_all
+from pagerd.routing.matchers import LabelTest, Matcher, cheapest_first, passes
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class InhibitRule:
     target_matchers: tuple[Matcher, ...]
     equal: tuple[str, ...] = ()
     name: str = ""
+    # Both sides in the order to test them (see `cheapest_first`).
+    _source_checks: tuple[LabelTest, ...] = field(init=False, repr=False, compare=False)
+    _target_checks: tuple[LabelTest, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_source_checks", cheapest_first(self.source_matchers))
+        object.__setattr__(self, "_target_checks", cheapest_first(self.target_matchers))
 
     def equal_key(self, labels: Mapping[str, str]) -> tuple[str, ...]:
         """The values of the `equal` labels of an alert; source and target must agree."""
@@ -33,11 +40,11 @@ class InhibitRule:
 
     def is_source(self, labels: Mapping[str, str]) -> bool:
         """Whether an alert with `labels` matches the source side."""
-        return matches_all(self.source_matchers, labels)
+        return passes(self._source_checks, labels)
 
     def is_target(self, labels: Mapping[str, str]) -> bool:
         """Whether an alert with `labels` matches the target side."""
-        return matches_all(self.target_matchers, labels)
+        return passes(self._target_checks, labels)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pagerd.errors import ConfigError
 from pagerd.routing.configread import Fields, scalar_text, shape
 from pagerd.routing.matcher_parse import parse_matchers
 from pagerd.routing.matchers import (
@@ -18,8 +19,6 @@ from pagerd.routing.matchers import (
     is_legacy_label_name,
     sort_matchers,
 )
-
-from pagerd.errors import ConfigError
 from pagerd.yamlsource import position
 
 

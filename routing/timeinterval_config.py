@@ -12,10 +12,9 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
+from pagerd.errors import ConfigError
 from pagerd.routing.configread import Fields, scalar_text, shape
 from pagerd.routing.timeintervals import Range, TimeInterval, TimePeriod, zone
-
-from pagerd.errors import ConfigError
 from pagerd.yamlsource import position
 
 WEEKDAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")

@@ -9,13 +9,12 @@ result. Every route has its options already merged with its parent's (see `Route
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pagerd.routing.gostrings import go_label_set
-from pagerd.routing.matchers import Matcher, matches_all
+from pagerd.routing.matchers import LabelTest, Matcher, MatchType, cheapest_first, passes
 from pagerd.routing.timeintervals import TimeInterval
-
 from pagerd.yamlsource import Position
 
 # pagerd's defaults for the root route. Alertmanager waits 30s before a group's first
@@ -60,13 +59,23 @@ class Route:
     active_time_intervals: tuple[str, ...] = ()
     routes: tuple[Route, ...] = ()
     position: Position | None = None
+    # The matchers as tests in the order to run them (see `cheapest_first`).
+    _tests: tuple[LabelTest, ...] = field(init=False, repr=False, default=())
+    # The children indexed by label, for a route with many (see `_Children`).
+    _index: _Children | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tests", cheapest_first(self.matchers))
+        if len(self.routes) >= _INDEX_MIN_CHILDREN:
+            object.__setattr__(self, "_index", _Children(self.routes))
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes under (and including) this one that take an alert with `labels`."""
-        if not matches_all(self.matchers, labels):
+        if not passes(self._tests, labels):
             return []
         found: list[Route] = []
-        for child in self.routes:
+        children = self.routes if self._index is None else self._index.candidates(labels)
+        for child in children:
             taken = child.match(labels)
             found.extend(taken)
             if taken and not child.continue_:
@@ -78,6 +87,39 @@ class Route:
         yield self
         for child in self.routes:
             yield from child.walk()
+
+
+# A route with at least this many children looks them up by label before testing them.
+_INDEX_MIN_CHILDREN = 8
+
+
+class _Children:
+    """The children of a route, narrowed down by label before their matchers run.
+
+    A child with an equality matcher (`team="db"`) can only take alerts with that value, so
+    each child is filed under its first one; an alert is then tested only against the
+    children filed under its own values and those with no equality matcher, still in
+    config order. A root with a child per team tests one child, not all of them.
+    """
+
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.routes = routes
+        self.unfiled: list[int] = []
+        self.filed: dict[str, dict[str, list[int]]] = {}
+        for index, route in enumerate(routes):
+            pin = next((m for m in route.matchers if m.op is MatchType.EQUAL), None)
+            if pin is None:
+                self.unfiled.append(index)
+            else:
+                self.filed.setdefault(pin.name, {}).setdefault(pin.value, []).append(index)
+
+    def candidates(self, labels: Mapping[str, str]) -> list[Route]:
+        """The children that may take an alert with `labels`, in config order."""
+        indexes = list(self.unfiled)
+        for name, by_value in self.filed.items():
+            indexes.extend(by_value.get(labels.get(name, ""), ()))
+        indexes.sort()
+        return [self.routes[index] for index in indexes]
 
 
 class RoutingTree:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pagerd.routing.config import Routing, parse_routing
 
 from pagerd.errors import ConfigErrors
+from pagerd.routing.config import Routing, parse_routing
 from pagerd.yamlsource import load
 
 RECEIVERS = {"default", "db"}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
+from pagerd.fingerprint import fingerprint
 from pagerd.routing.config import parse_routing
 from pagerd.routing.inhibit import Inhibitor, InhibitRule
 from pagerd.routing.matchers import Matcher
-
-from pagerd.fingerprint import fingerprint
 from pagerd.yamlsource import load
 
 RULES = """

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+import re2
 from hypothesis import given
 from hypothesis import strategies as st
+
 from pagerd.routing.gostrings import go_label_set, go_quote, go_unquote
 from pagerd.routing.matcher_parse import parse_classic, parse_matchers, parse_utf8
 from pagerd.routing.matchers import (
@@ -16,6 +18,7 @@ from pagerd.routing.matchers import (
     format_matchers,
     sort_matchers,
 )
+from pagerd.routing.regex import Regex
 
 # (name, op, value, labels, matches)
 MATCH_TABLE = [
@@ -210,3 +213,18 @@ def test_label_set_spelling() -> None:
     """Prometheus' LabelSet.String: sorted names, quoted values, comma and space."""
     assert go_label_set({"b": "2", "a": 'x"y'}) == '{a="x\\"y", b="2"}'
     assert go_label_set({}) == "{}"
+
+
+@pytest.mark.parametrize("pattern", ["", "a|", "critical|page", "a-b|c:d|e/f@g h", "x", ".*", "a+"])
+def test_fast_paths_agree_with_re2(pattern: str) -> None:
+    """The literal-set and direct RE2 paths answer as RE2's own full match does."""
+    reference = re2.compile(f"^(?:{pattern})$")
+    fast = Regex(pattern)
+    for value in ["", "a", "critical", "page", "pag", "a-b", "e/f@g h", "x", "xx", "a\nb"]:
+        assert fast.matches(value) is (reference.search(value) is not None), value
+
+
+def test_lone_surrogate_does_not_crash() -> None:
+    """JSON can carry a lone surrogate in a label value; matching must not raise."""
+    assert not Matcher("x", "=~", "a.*z").matches({"x": "a\ud800"})
+    assert Matcher("x", "!~", "a|b").matches({"x": "\ud800"})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+
 from pagerd.routing.config import parse_routing
 from pagerd.routing.timeintervals import TimeInterval, TimePeriod
-
 from pagerd.yamlsource import load
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from pagerd.routing.config import Routing, parse_routing
-from pagerd.routing.tree import INACTIVE, Route
+from hypothesis import given
+from hypothesis import strategies as st
 
+from pagerd.routing.config import Routing, parse_routing
+from pagerd.routing.matchers import Matcher, MatchType
+from pagerd.routing.tree import INACTIVE, Route
 from pagerd.yamlsource import load
 
 RECEIVERS = {"default", "db-pager", "db-chat", "web", "audit", "frontend", "oncall"}
@@ -275,3 +278,56 @@ def test_is_muted(labels: dict[str, str], at: datetime, reason: str | None) -> N
     tree = routing(MUTED_TREE).tree
     (route,) = tree.match(labels)
     assert tree.is_muted(route, at) == reason
+
+
+def reference_match(route: Route, labels: dict[str, str]) -> list[Route]:
+    """Alertmanager's Route.Match written plainly: every matcher, every child, in order."""
+    if not all(matcher.matches(labels) for matcher in route.matchers):
+        return []
+    found: list[Route] = []
+    for child in route.routes:
+        taken = reference_match(child, labels)
+        found.extend(taken)
+        if taken and not child.continue_:
+            break
+    return found or [route]
+
+
+_MATCHERS = st.builds(
+    Matcher,
+    name=st.sampled_from(["team", "env", "sev"]),
+    op=st.sampled_from(list(MatchType)),
+    value=st.sampled_from(["", "a", "b", "a|b", "a.*"]),
+)
+_LABELS = st.dictionaries(
+    st.sampled_from(["team", "env", "sev"]), st.sampled_from(["", "a", "b", "ab"])
+)
+
+
+def _routes(*widths: tuple[int, int]) -> st.SearchStrategy[Route]:
+    """Routes with (min, max) widths[0] children, each with widths[1] children, and so on."""
+    children: st.SearchStrategy[list[Route]] = st.just([])
+    if widths:
+        (least, most), *deeper = widths
+        children = st.lists(_routes(*deeper), min_size=least, max_size=most)
+    return st.builds(
+        lambda matchers, cont, kids: Route(
+            id="",
+            key="",
+            receiver="r",
+            matchers=tuple(matchers),
+            continue_=cont,
+            routes=tuple(kids),
+        ),
+        st.lists(_MATCHERS, max_size=3),
+        st.booleans(),
+        children,
+    )
+
+
+# The root has enough children to be indexed; theirs mostly do not.
+@given(root=_routes((8, 10), (0, 2)), labels=st.lists(_LABELS, min_size=1, max_size=8))
+def test_indexed_match_is_alertmanagers(root: Route, labels: list[dict[str, str]]) -> None:
+    """Looking children up by label (for routes with many) never changes the answer."""
+    for label_set in labels:
+        assert root.match(label_set) == reference_match(root, label_set)
