@@ -88,10 +88,14 @@ class Layer:
         if not self.participants:
             raise ValueError(f"layer {self.name!r} has no participants")
 
-    @property
+    @cached_property
     def anchor(self) -> datetime:
         """The wall-clock reading of the first handoff."""
         return datetime.combine(self.start, self.handoff)
+
+    @cached_property
+    def _step(self) -> timedelta:
+        return self.shift_length.wall
 
     @cached_property
     def begins(self) -> datetime:
@@ -100,7 +104,7 @@ class Layer:
 
     def handoff_at(self, index: int) -> datetime:
         """The instant (UTC) shift number `index` begins; shift 0 begins the layer."""
-        return resolve(self.anchor + index * self.shift_length.wall, self.time_zone)
+        return resolve(self.anchor + index * self._step, self.time_zone)
 
     def rotation_shift_at(self, at: datetime) -> Shift | None:
         """The whole rotation shift holding instant `at`, ignoring restrictions."""
@@ -161,7 +165,7 @@ class Layer:
         """The number of the shift holding `at` (at or after the layer begins)."""
         # Readings estimate it; the checks correct the estimate near a gap or fold, where an
         # instant's reading and its shift's readings can disagree by the size of the change.
-        index = (local(at, self.time_zone) - self.anchor) // self.shift_length.wall
+        index = (local(at, self.time_zone) - self.anchor) // self._step
         while self.handoff_at(index + 1) <= at:
             index += 1
         while index > 0 and self.handoff_at(index) > at:

@@ -61,7 +61,10 @@ class Schedule:
         result: list[Shift] = []
         for begin, _ in pairwise(sorted(points)):
             person = _top_person(by_layer, cursors, begin)
-            people = apply_overrides(person, begin, sweep.active(begin))
+            if overrides:
+                people = apply_overrides(person, begin, sweep.active(begin))
+            else:
+                people = [] if person is None else [person]
             for user in [u for u in since if u not in people]:
                 result.append(Shift(user, since.pop(user), begin))
             for user in people:

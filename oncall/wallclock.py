@@ -18,6 +18,7 @@ classic source of off-by-an-hour bugs, so nothing here computes in local zones.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
@@ -26,6 +27,10 @@ def local(at: datetime, zone: ZoneInfo) -> datetime:
     return at.astimezone(zone).replace(tzinfo=None)
 
 
+# Schedules ask for the same readings again and again (each day's handoff and window edges);
+# a bounded cache makes repeated questions about the same weeks cheap. Zone rules are fixed
+# for the life of a `ZoneInfo` object, so a cached answer cannot go stale.
+@lru_cache(maxsize=1 << 14)
 def resolve(wall: datetime, zone: ZoneInfo) -> datetime:
     """The instant (UTC) of the naive wall-clock reading `wall` in `zone`, by the rules above."""
     reading = wall.replace(tzinfo=zone, fold=0)
