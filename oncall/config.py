@@ -42,12 +42,19 @@ T = TypeVar("T")
 Declared = dict[str, dict[str, SourceDict]]
 
 
-def parse_oncall(doc: Any, *, now: datetime | None = None, gap_weeks: int = 4) -> OnCall:
+def parse_oncall(
+    doc: SourceDict | None, *, now: datetime | None = None, gap_weeks: int = 4
+) -> OnCall:
     """The on-call directory of config `doc`; ConfigErrors listing every problem if bad.
 
-    With `now`, each schedule's coverage over the `gap_weeks` weeks from `now` is checked and
-    every gap becomes a warning in the result (nothing reads a clock here).
+    `doc` is the whole config as `pagerd.yamlsource.load` returns it (None for an empty
+    file); only the four on-call sections are read. With `now`, each schedule's coverage over
+    the `gap_weeks` weeks from `now` is checked and every gap becomes a warning in the result
+    (nothing reads a clock here).
     """
+    if doc is not None and not isinstance(doc, SourceDict):
+        # Plain dicts have no lines to report; refusing them beats ignoring their sections.
+        raise TypeError("parse_oncall needs the positioned YAML of pagerd.yamlsource.load")
     reader = Reader()
     declared = {key: _declare(reader, doc, key, what) for key, what in SECTIONS.items()}
     users = _build(declared["users"], lambda name, node: _user(reader, name, node))

@@ -126,6 +126,12 @@ def test_restriction_forms() -> None:
 def test_an_empty_config_is_empty() -> None:
     oncall = parse("route: {receiver: default}\n")
     assert (oncall.users, oncall.schedules, oncall.policies) == ({}, {}, {})
+    assert parse_oncall(None) == OnCall()
+
+
+def test_only_positioned_yaml_is_read() -> None:
+    with pytest.raises(TypeError, match="positioned YAML"):
+        parse_oncall({"users": []})  # type: ignore[arg-type]
 
 
 BAD = [
