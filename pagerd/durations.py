@@ -1,21 +1,27 @@
-"""Durations written as Prometheus does: `30s`, `5m`, `1h30m`, `1d`, `1w`, `0s`."""
+"""Durations written as Prometheus writes them: `30s`, `5m`, `1h30m`, `1d`, `1w`, `0`.
+
+Units go from largest to smallest, each at most once, as Prometheus requires.
+"""
 
 from __future__ import annotations
 
 import re
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_WHOLE = re.compile(r"^((\d+)(ms|s|m|h|d|w|y))+$")
+_UNITS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+_DURATION = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a Prometheus duration string; ValueError if it is not one."""
-    if not isinstance(text, str) or not _WHOLE.match(text):
-        raise ValueError(f"not a valid duration string: {text!r}")
     if text == "0":
         return 0.0
-    return float(sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(text)))
+    match = _DURATION.match(text) if isinstance(text, str) and text else None
+    if match is None:
+        raise ValueError(f"not a valid duration string: {text!r}")
+    return float(sum(int(n) * size for n, size in zip(match.groups(), _UNITS.values(),
+                                                     strict=True) if n))
 
 
 def format_duration(seconds: float) -> str:
@@ -25,8 +31,7 @@ def format_duration(seconds: float) -> str:
         return "0s"
     parts = []
     for unit in ("w", "d", "h", "m", "s"):
-        size = int(_UNITS[unit])
-        count, remaining = divmod(remaining, size)
+        count, remaining = divmod(remaining, int(_UNITS[unit]))
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)

@@ -125,11 +125,6 @@ def _parse_time_range(node: Any) -> Range:
 
 def _parse_time(value: Any) -> int:
     """Minutes of the day in `HH:MM` (00:00 to 24:00)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        # TODO(yaml 1.1): PyYAML reads an unquoted 17:00 as the base-60 integer 1020,
-        # where Go's YAML decoder gives the text "17:00"; spell it back until the loader
-        # stops resolving base-60 numbers.
-        value = f"{value // 60}:{value % 60:02d}"
     text = scalar_text(value) or ""
     if not _TIME.fullmatch(text):
         raise ValueError(f"couldn't parse timestamp {text}, invalid format")
