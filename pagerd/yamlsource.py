@@ -6,8 +6,8 @@ builds plain dicts and lists that also carry their source positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml

@@ -85,9 +85,6 @@ class Fields:
         text = self.string(key)
         if text is None:
             return None
-        # Prometheus accepts a bare 0 as the zero duration.
-        if text == "0":
-            return 0.0
         try:
             return parse_duration(text)
         except ValueError:
