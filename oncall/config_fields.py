@@ -1,8 +1,8 @@
 """Readers for the values in on-call config: names, zones, clock times, days, dates, delays.
 
 Each reader takes a value as YAML produced it and returns it typed, or raises ValueError with
-a reason fit to follow "file:line: field:". YAML 1.1 has two traps here, handled on purpose:
-an unquoted `17:00` is the base-60 number 1020, and an unquoted `2026-01-05` is a date.
+a reason fit to follow "file:line: field:". YAML has two traps here, handled on purpose: a
+bare number such as `9` is no clock time, and an unquoted `2026-01-05` is a date.
 """
 
 from __future__ import annotations
@@ -55,9 +55,9 @@ def zone(value: Any) -> ZoneInfo:
 def clock(value: Any, *, allow_24: bool = False) -> time:
     """A local clock time "HH:MM"; "24:00" (the end of a day) only where `allow_24`."""
     if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 17:00 as the sexagesimal number 1020; refusing it is safer
-        # than guessing, since a bare 9 would read as 00:09.
-        raise ValueError(f"write clock times quoted, as '17:00' (unquoted YAML read {value})")
+        # A bare 9 could mean 09:00 or 00:09; refusing it is safer than guessing. (pagerd's
+        # loader reads an unquoted 17:00 as the text "17:00", as Alertmanager does.)
+        raise ValueError(f"write clock times as '09:00' (YAML read the number {value})")
     match = _CLOCK.match(value) if isinstance(value, str) else None
     if match is None:
         raise ValueError(f"{value!r} is not a clock time 'HH:MM'")

@@ -256,7 +256,7 @@ BAD = [
         "duplicate layer name 'a'",
     ),
     (
-        "unquoted clock time",
+        "bare number as clock time",
         """
         users: [{name: ann}]
         schedules:
@@ -266,10 +266,10 @@ BAD = [
               - participants: [ann]
                 shift_length: 1d
                 start: 2026-01-05
-                handoff: 17:00
+                handoff: 9
         """,
         10,
-        "handoff: write clock times quoted, as '17:00' (unquoted YAML read 1020)",
+        "handoff: write clock times as '09:00' (YAML read the number 9)",
     ),
     (
         "missing handoff",
