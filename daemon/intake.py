@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import structlog
 
@@ -11,6 +10,7 @@ from pagerd.clock import Clock
 from pagerd.daemon.metrics import Metrics
 from pagerd.models import Alert, AlertStatus
 from pagerd.routing.inhibit import Inhibitor
+from pagerd.routing.tree import Route
 from pagerd.settings import Settings
 from pagerd.store.base import IngestBatch, IngestItem, IngestResult, RouteTarget, Store
 
@@ -55,12 +55,15 @@ class Router:
             targets.append(self._target(route, alert, level))
         return IngestItem(alert, targets, suppressed)
 
-    def _target(self, route: Any, alert: Alert, level: str) -> RouteTarget:
+    def _target(self, route: Route, alert: Alert, source_level: str) -> RouteTarget:
         settings = self.settings
-        severity = route.severity or level
+        severity = route.severity or source_level
         receiver = settings.receivers[route.receiver]
         component = settings.components.get(route.owner) if route.owner else None
-        policy = route.escalation_policy or (component.escalation_policy if component else None)
+        level = settings.severities.level(severity)
+        policy = (route.escalation_policy
+                  or (component.escalation_policy if component else None)
+                  or (level.escalation_policy if level else None))
         return RouteTarget(
             key=settings.routing.tree.group_key(route, alert.labels),
             route_id=route.id,

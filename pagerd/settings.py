@@ -17,6 +17,8 @@ from typing import Any
 
 from pagerd.durations import parse_duration
 from pagerd.errors import ConfigError, ConfigErrors, refuse_unknown
+from pagerd.oncall.config import parse_oncall
+from pagerd.oncall.directory import OnCall
 from pagerd.routing.config import Routing, parse_routing
 from pagerd.routing.severity import Severities, parse_severities
 from pagerd.secrets import env_name, resolve_secret
@@ -28,6 +30,7 @@ INTEGRATION_TYPES = {"alertmanager", "azure"}
 TOP_LEVEL = {
     "global", "server", "integrations", "severity", "components", "route", "receivers",
     "inhibit_rules", "time_intervals", "mute_time_intervals", "templates",
+    "users", "teams", "schedules", "escalation_policies",
 }
 
 
@@ -101,6 +104,7 @@ class Settings:
     components: dict[str, Component]
     receivers: dict[str, ReceiverConfig]
     routing: Routing
+    oncall: OnCall
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -155,23 +159,35 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
         max_body = 1
 
     integrations = _integrations(doc, errors, base_dir)
-    severities = parse_severities(doc.get("severity"), errors)
-    components = _components(doc, errors)
+    oncall = _oncall(doc, errors)
+    policies = set(oncall.policies) if oncall else set()
+    severities = parse_severities(doc.get("severity"), errors, policies)
+    components = _components(doc, errors, oncall, policies)
     receivers = _receivers(doc, errors, base_dir)
     try:
         routing = parse_routing(
             doc, receivers=set(receivers), owners=set(components),
-            severities=severities.names(),
+            severities=severities.names(), policies=policies,
         )
     except ConfigErrors as exc:
         errors.extend(exc.errors)
+        return None
+    if oncall is None:
         return None
     return Settings(
         file=file, digest=hashlib.sha256(text.encode()).hexdigest()[:16], listen=listen,
         external_url=external_url, admin_token=admin_token, max_body_bytes=max_body,
         integrations=integrations, severities=severities, components=components,
-        receivers=receivers, routing=routing, raw=doc,
+        receivers=receivers, routing=routing, oncall=oncall, raw=doc,
     )
+
+
+def _oncall(doc: dict[str, Any], errors: list[ConfigError]) -> OnCall | None:
+    try:
+        return parse_oncall(doc)  # type: ignore[arg-type]
+    except ConfigErrors as exc:
+        errors.extend(exc.errors)
+        return None
 
 
 def _mapping(doc: dict[str, Any], key: str, errors: list[ConfigError]) -> dict[str, Any]:
@@ -238,7 +254,9 @@ def _entra(node: Any, errors: list[ConfigError]) -> EntraConfig | None:
                        str(role) if role else None)
 
 
-def _components(doc: dict[str, Any], errors: list[ConfigError]) -> dict[str, Component]:
+def _components(
+    doc: dict[str, Any], errors: list[ConfigError], oncall: OnCall | None, policies: set[str]
+) -> dict[str, Component]:
     node = _list(doc, "components", errors)
     found: dict[str, Component] = {}
     for index, item in enumerate(node):
@@ -251,6 +269,12 @@ def _components(doc: dict[str, Any], errors: list[ConfigError]) -> dict[str, Com
         if item["name"] in found:
             errors.append(ConfigError(where, f"duplicate component {item['name']!r}"))
             continue
+        team, policy = item.get("team"), item.get("escalation_policy")
+        if oncall is not None and oncall.teams and team is not None and team not in oncall.teams:
+            errors.append(ConfigError(position(item, "team"), f"unknown team {team!r}"))
+        if policy is not None and policy not in policies:
+            errors.append(ConfigError(position(item, "escalation_policy"),
+                                      f"unknown escalation policy {policy!r}"))
         contacts = item.get("contacts", [])
         if not isinstance(contacts, list) or not all(isinstance(c, dict) for c in contacts):
             errors.append(ConfigError(position(item, "contacts"), "contacts must be a list of "

@@ -42,6 +42,8 @@ class SeverityLevel:
     description: str
     ack_target: float
     resolve_target: float
+    # The policy for incidents of this level when neither route nor owner names one.
+    escalation_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class Severities:
                 return level.rank
         return len(self.levels)
 
+    def level(self, name: str) -> SeverityLevel | None:
+        """The declared level called `name`."""
+        return next((level for level in self.levels if level.name == name), None)
+
     def names(self) -> set[str]:
         """Every declared level name."""
         return {level.name for level in self.levels}
@@ -73,14 +79,16 @@ class Severities:
         return level, True
 
 
-def parse_severities(node: Any, errors: list[ConfigError]) -> Severities:
+def parse_severities(
+    node: Any, errors: list[ConfigError], policies: set[str] | None = None
+) -> Severities:
     """Read the `severity:` section; with none, the built-in SEV1-SEV4 levels."""
     node = node if node is not None else {}
     if not isinstance(node, dict):
         errors.append(ConfigError(position(node), "severity must be a mapping"))
         node = {}
     refuse_unknown(node, {"levels", "default", "label", "mapping"}, errors)
-    levels = _parse_levels(node.get("levels", DEFAULT_LEVELS), node, errors)
+    levels = _parse_levels(node.get("levels", DEFAULT_LEVELS), node, errors, policies or set())
     names = {level.name for level in levels}
 
     default = node.get("default", "SEV3" if "SEV3" in names else levels[-1].name if levels else "")
@@ -101,7 +109,9 @@ def parse_severities(node: Any, errors: list[ConfigError]) -> Severities:
     return Severities(tuple(levels), str(default), str(label), mapping)
 
 
-def _parse_levels(node: Any, parent: Any, errors: list[ConfigError]) -> list[SeverityLevel]:
+def _parse_levels(
+    node: Any, parent: Any, errors: list[ConfigError], policies: set[str]
+) -> list[SeverityLevel]:
     if not isinstance(node, list) or not node:
         errors.append(ConfigError(position(parent, "levels"), "levels must be a non-empty list"))
         return []
@@ -111,7 +121,12 @@ def _parse_levels(node: Any, parent: Any, errors: list[ConfigError]) -> list[Sev
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             errors.append(ConfigError(where, "a level needs a name"))
             continue
-        refuse_unknown(item, {"name", "description", "ack_target", "resolve_target"}, errors)
+        refuse_unknown(item, {"name", "description", "ack_target", "resolve_target",
+                              "escalation_policy"}, errors)
+        policy = item.get("escalation_policy")
+        if policy is not None and policy not in policies:
+            errors.append(ConfigError(position(item, "escalation_policy"),
+                                      f"unknown escalation policy {policy!r}"))
         if any(level.name == item["name"] for level in levels):
             errors.append(ConfigError(where, f"duplicate severity {item['name']!r}"))
             continue
@@ -124,7 +139,7 @@ def _parse_levels(node: Any, parent: Any, errors: list[ConfigError]) -> list[Sev
                 targets[key] = 0.0
         levels.append(SeverityLevel(
             item["name"], len(levels), str(item.get("description", "")),
-            targets["ack_target"], targets["resolve_target"],
+            targets["ack_target"], targets["resolve_target"], policy,
         ))
     return levels
 
