@@ -14,6 +14,7 @@ leave: a page is delivered at least once, never knowingly dropped.
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -196,7 +197,12 @@ class TwilioAPI:
     ) -> None:
         self._session = session
         self._account_sid = account_sid
-        self._auth = aiohttp.BasicAuth(account_sid, auth_token)
+        credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self._headers = {
+            "Authorization": f"Basic {credentials}",
+            "User-Agent": f"pagerd/{__version__}",
+            "Accept": "application/json",
+        }
         self._base = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._attempts = max(1, quick_attempts)
@@ -215,7 +221,7 @@ class TwilioAPI:
         sid: str | None = None
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential_jitter(initial=self._wait_base, max=10 * self._wait_base,
+            wait=wait_exponential_jitter(multiplier=self._wait_base, max=10 * self._wait_base,
                                          jitter=self._wait_base),
             retry=retry_if_exception(_retryable),
             reraise=True,
@@ -236,10 +242,9 @@ class TwilioAPI:
         return sid
 
     async def _post(self, resource: str, form: Mapping[str, str]) -> str | None:
-        headers = {"User-Agent": f"pagerd/{__version__}", "Accept": "application/json"}
         try:
             async with self._session.post(
-                self.url(resource), data=dict(form), auth=self._auth, headers=headers,
+                self.url(resource), data=dict(form), headers=self._headers,
                 timeout=self._timeout,
             ) as response:
                 status = response.status
