@@ -206,15 +206,13 @@ class Api:
         who = body.get("by") or "admin"
         if not isinstance(who, str):
             return json_response({"error": "must be a string", "field": "by"}, 400)
-        if await daemon.store.incident(incident_id, timeline=False) is None:
-            return json_response({"error": "no such incident", "field": "id"}, 404)
         try:
-            changed = await daemon.store.set_state(
-                incident_id, state, f"api:{who}", daemon.clock.time(), str(body.get("note", "")))
+            changed = await daemon.act(incident_id, state, f"api:{who}",
+                                       str(body.get("note", "")))
+        except KeyError:
+            return json_response({"error": "no such incident", "field": "id"}, 404)
         except StoreUnavailable:
             return unavailable(daemon, "store")
-        daemon.dispatcher.wake()
-        log.info("incident.action", incident=incident_id, state=state, user=who, changed=changed)
         return json_response({"status": "success", "changed": changed, "state": state})
 
 

@@ -13,10 +13,14 @@ import structlog
 
 from pagerd.clock import Clock
 from pagerd.daemon.dispatcher import Dispatcher
+from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.metrics import Metrics
+from pagerd.daemon.receiver_notify import ReceiverNotifications
 from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
+from pagerd.notifiers.base import PageNotifier
+from pagerd.notifiers.webhook import WebhookPager
 from pagerd.receivers.entra import EntraVerifier
 from pagerd.settings import Integration, Settings, load_settings, locate
 from pagerd.store.base import Store
@@ -103,16 +107,48 @@ class Daemon:
 
     async def _start_dispatcher(self) -> None:
         self._session = aiohttp.ClientSession()
-        self.dispatcher = Dispatcher(
-            self.store, self.metrics, lambda: self.settings, self._session, self.clock
-        )
+        self.dispatcher = self.build_dispatcher(self._session)
         self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+
+    def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
+        """The dispatcher with a handler for every kind of timer."""
+        settings = lambda: self.settings  # noqa: E731 - always the config of the moment
+        notifications = ReceiverNotifications(self.store, self.metrics, settings, session,
+                                              self.clock)
+        notifiers: dict[str, PageNotifier] = {"webhook": WebhookPager(session)}
+        escalator = Escalator(self.store, self.metrics, settings, self.clock, notifiers,
+                              wake=lambda: self.dispatcher.wake())
+        return Dispatcher(self.store, self.clock,
+                          {"notify": notifications, **escalator.handlers()})
 
     async def refresh_gauges(self) -> None:
         """Recount open incidents by severity for /metrics."""
         counts = await self.store.open_counts()
         for level in self.settings.severities.levels:
             self.metrics.open_incidents.labels(level.name).set(counts.get(level.name, 0))
+        self.metrics.open_escalations.set(await self.store.count_timers("escalate"))
+
+    async def act(self, incident_id: int, state: str, actor: str, note: str = "") -> bool:
+        """A person acknowledges or resolves an incident: escalation stops at once.
+
+        False when the incident was already in that state (or past it).
+        """
+        incident = await self.store.incident(incident_id, timeline=False)
+        if incident is None:
+            raise KeyError(incident_id)
+        policy = self.settings.oncall.policies.get(incident["escalation_policy"] or "")
+        ack_timeout = policy.ack_timeout.total_seconds() if policy and policy.ack_timeout else None
+        now = self.clock.time()
+        changed = await self.store.set_state(incident_id, state, actor, now, note, ack_timeout)
+        if changed:
+            labels = (incident["severity"], incident["owner"] or "")
+            histogram = self.metrics.time_to_ack if state == "acknowledged" else (
+                self.metrics.time_to_resolve)
+            histogram.labels(*labels).observe(max(0.0, now - incident["opened_at"]))
+            self.dispatcher.wake()
+        log.info("incident.action", incident=incident_id, state=state, user=actor,
+                 changed=changed)
+        return changed
 
     async def reload(self) -> None:
         """Swap in the config on disk atomically; a bad one is refused and the old one runs.

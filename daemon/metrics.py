@@ -49,6 +49,39 @@ class Metrics:
             "pagerd_notification_latency_seconds", "Time from a notification falling due to "
             "its delivery.", ["notifier"], registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.escalation_steps = Counter(
+            "pagerd_escalation_steps_total", "Escalation steps fired, by policy.", ["policy"],
+            registry=r)
+        self.escalation_lateness = Histogram(
+            "pagerd_escalation_step_lateness_seconds", "How late an escalation step fired "
+            "after its due time.", registry=r,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 3600))
+        self.escalation_fallbacks = Counter(
+            "pagerd_escalation_fallbacks_total", "Steps that paged the policy's fallback "
+            "(nobody on the step, or the policy exhausted).", ["policy"], registry=r)
+        self.escalation_nobody = Counter(
+            "pagerd_escalation_nobody_paged_total", "Steps that found nobody at all to page, "
+            "fallback included.", ["policy"], registry=r)
+        self.escalations_exhausted = Counter(
+            "pagerd_escalations_exhausted_total", "Escalations that ran out of steps.",
+            ["policy"], registry=r)
+        self.open_escalations = Gauge(
+            "pagerd_open_escalations", "Incidents with an escalation still running.",
+            registry=r)
+        self.pages = Counter(
+            "pagerd_pages_total", "Pages sent, by user and method.", ["user", "method"],
+            registry=r)
+        self.page_failures = Counter(
+            "pagerd_page_failures_total", "Failed page attempts, by method and reason.",
+            ["method", "reason"], registry=r)
+        self.time_to_ack = Histogram(
+            "pagerd_time_to_acknowledge_seconds", "From an incident opening to its first "
+            "acknowledgement.", ["severity", "owner"], registry=r,
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400))
+        self.time_to_resolve = Histogram(
+            "pagerd_time_to_resolve_seconds", "From an incident opening to its resolution.",
+            ["severity", "owner"], registry=r,
+            buckets=(60, 300, 900, 1800, 3600, 7200, 14400, 43200, 86400, 259200, 604800))
         self.config_hash = Gauge(
             "pagerd_config_hash", "Hash of the loaded configuration (first 52 bits).",
             registry=r)

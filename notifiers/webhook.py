@@ -23,7 +23,7 @@ from tenacity import (
 )
 
 from pagerd import __version__
-from pagerd.notifiers.base import Delivery, DeliveryError
+from pagerd.notifiers.base import Delivery, DeliveryError, Page, Receipt
 
 log = structlog.get_logger("pagerd.notifier")
 
@@ -96,6 +96,10 @@ class WebhookNotifier:
     async def send(self, delivery: Delivery) -> None:
         """POST with a few jittered retries on retryable failures only."""
         body = orjson.dumps(payload(delivery, self._max_alerts))
+        await self.post_json(body, delivery.idempotency_key)
+
+    async def post_json(self, body: bytes, idempotency_key: str) -> None:
+        """POST `body`, signed, with a few jittered retries on retryable failures only."""
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
@@ -103,13 +107,13 @@ class WebhookNotifier:
             reraise=True,
         ):
             with attempt:
-                await self._post(body, delivery)
+                await self._post(body, idempotency_key)
 
-    async def _post(self, body: bytes, delivery: Delivery) -> None:
+    async def _post(self, body: bytes, idempotency_key: str) -> None:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"pagerd/{__version__}",
-            "Idempotency-Key": delivery.idempotency_key,
+            "Idempotency-Key": idempotency_key,
         }
         if self._secret:
             headers["X-Pagerd-Signature"] = sign(self._secret, int(time.time()), body)
@@ -128,3 +132,32 @@ class WebhookNotifier:
         # 429 and 5xx may pass; another 4xx will fail the same way however often we try.
         retryable = status == 429 or status >= 500
         raise DeliveryError(f"http_{status}", retryable=retryable)
+
+
+class WebhookPager:
+    """Pages a person through their own webhook URL (a chat bridge, a home-grown app)."""
+
+    kind = "webhook"
+
+    def __init__(self, session: aiohttp.ClientSession, *, secret: str | None = None,
+                 timeout: float = 10.0) -> None:
+        self._session = session
+        self._secret = secret
+        self._timeout = timeout
+
+    async def send_page(self, page: Page) -> Receipt:
+        """POST the page as JSON to the person's URL (the page's address)."""
+        body = {
+            "version": "1",
+            "user": page.user,
+            "incidents": [
+                {"id": item.incident_id, "severity": item.severity, "title": item.title,
+                 "owner": item.owner, "reply_code": item.reply_code, "links": item.links or {},
+                 "runbook_url": item.runbook_url, "contacts": list(item.contacts)}
+                for item in page.items
+            ],
+        }
+        notifier = WebhookNotifier(self._session, page.address, secret=self._secret,
+                                   timeout=self._timeout)
+        await notifier.post_json(orjson.dumps(body), page.idempotency_key)
+        return Receipt()

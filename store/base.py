@@ -88,6 +88,43 @@ class Timer:
     last_sent_at: float | None
     last_digest: str | None
     due_at: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PageOrder:
+    """A page to send to a person: one of their notification rules, after its delay."""
+
+    user: str
+    method: str
+    delay: float
+    # Which escalation step this page belongs to, e.g. "frontline:0:0"; keeps the timer's
+    # identity unique per firing, so a repeat round pages again.
+    step: str
+    rule: int = 0
+    # Informational (a new alert on an incident the person acknowledged): no escalation.
+    info: bool = False
+
+    @property
+    def target(self) -> str:
+        """The timer's target: unique per user, rule and escalation step."""
+        return f"{self.user}/{self.rule}/{self.step}"
+
+    def payload(self) -> dict[str, Any]:
+        """What the page timer carries."""
+        return {"user": self.user, "method": self.method, "rule": self.rule,
+                "step": self.step, "info": self.info}
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStepRecord:
+    """What firing an escalation step did, to store atomically with its pages."""
+
+    entry: dict[str, Any]
+    pages: list[PageOrder]
+    # The next position (a timer payload) and when it is due; None ends the escalation.
+    next_payload: dict[str, Any] | None
+    next_due: float | None
 
 
 class Store(abc.ABC):
@@ -112,16 +149,39 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def finish_timer(
-        self, timer: Timer, now: float, *, outcome: str, entry: dict[str, Any],
+        self, timer: Timer, now: float, *, kind: str | None, entry: dict[str, Any],
         digest: str | None, next_due: float | None, dirty_due: float | None,
     ) -> None:
-        """Record a claimed timer's outcome on the timeline and re-arm or drop it."""
+        """Record a claimed timer's outcome (timeline entry `kind`, none if None) and re-arm
+        it at `next_due` (at `dirty_due` if the incident changed meanwhile) or drop it.
+        A `digest` marks a send: it and the send time are kept for the next one."""
 
     @abc.abstractmethod
     async def retry_timer(
-        self, timer: Timer, now: float, due: float, entry: dict[str, Any]
+        self, timer: Timer, now: float, due: float, entry: dict[str, Any],
+        kind: str = "notification.retry",
     ) -> None:
         """Release a claimed timer to fire again at `due`, recording why."""
+
+    @abc.abstractmethod
+    async def fire_escalation(
+        self, timer: Timer, now: float, record: EscalationStepRecord
+    ) -> bool:
+        """If the incident is still triggered: schedule the step's pages, record it and re-arm
+        the escalation (or end it). Otherwise drop the timer. True if the step fired."""
+
+    @abc.abstractmethod
+    async def retrigger(self, timer: Timer, now: float) -> bool:
+        """An ack timeout ran out: an incident still acknowledged is triggered again and its
+        escalation restarts. Drops the timer either way."""
+
+    @abc.abstractmethod
+    async def finish_page(
+        self, timer: Timer, now: float, kind: str, entry: dict[str, Any],
+        failover: PageOrder | None = None,
+    ) -> None:
+        """Record a page's outcome and drop its timer; schedule `failover` (the person's
+        next contact method) in the same transaction."""
 
     @abc.abstractmethod
     async def auto_resolve(self, timer: Timer, now: float) -> bool:
@@ -135,9 +195,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def set_state(
-        self, incident_id: int, state: str, actor: str, now: float, note: str = ""
+        self, incident_id: int, state: str, actor: str, now: float, note: str = "",
+        ack_timeout: float | None = None,
     ) -> bool:
-        """Acknowledge or resolve an incident by a person; False if nothing changed."""
+        """Acknowledge or resolve an incident by a person, stopping its escalation at once;
+        with `ack_timeout`, an acknowledgement expires after that many seconds. False if
+        nothing changed."""
 
     @abc.abstractmethod
     async def incident(
@@ -152,6 +215,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def open_counts(self) -> dict[str, int]:
         """Open incidents by severity."""
+
+    @abc.abstractmethod
+    async def count_timers(self, kind: str) -> int:
+        """How many timers of `kind` are pending (e.g. running escalations)."""
 
     @abc.abstractmethod
     async def firing_alerts(self) -> list[tuple[str, dict[str, str]]]:

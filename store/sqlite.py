@@ -11,10 +11,19 @@ from typing import Any, TypeVar
 
 import orjson
 
-from pagerd.store import sqlite_ingest
-from pagerd.store.base import IngestBatch, IngestResult, Store, StoreUnavailable, Timer
+from pagerd.store import sqlite_escalation, sqlite_ingest
+from pagerd.store.base import (
+    EscalationStepRecord,
+    IngestBatch,
+    IngestResult,
+    PageOrder,
+    Store,
+    StoreUnavailable,
+    Timer,
+)
 from pagerd.store.migrations import migrate
-from pagerd.store.sqlite_ingest import append, dumps, resolve_incident, touch_timers
+from pagerd.store.sqlite_ingest import resolve_incident, touch_timers
+from pagerd.store.sqlite_rows import append, dumps
 from pagerd.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -88,18 +97,19 @@ class SQLiteStore(Store):
         return await self._write(lambda conn: _claim(conn, now, limit, lease))
 
     async def finish_timer(
-        self, timer: Timer, now: float, *, outcome: str, entry: dict[str, Any],
+        self, timer: Timer, now: float, *, kind: str | None, entry: dict[str, Any],
         digest: str | None, next_due: float | None, dirty_due: float | None,
     ) -> None:
         await self._write(
-            lambda conn: _finish(conn, timer, now, outcome, entry, digest, next_due, dirty_due)
+            lambda conn: _finish(conn, timer, now, kind, entry, digest, next_due, dirty_due)
         )
 
     async def retry_timer(
-        self, timer: Timer, now: float, due: float, entry: dict[str, Any]
+        self, timer: Timer, now: float, due: float, entry: dict[str, Any],
+        kind: str = "notification.retry",
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
-            append(conn, timer.incident_id, now, "notification.retry", "pagerd", entry)
+            append(conn, timer.incident_id, now, kind, "pagerd", entry)
             conn.execute(
                 "UPDATE timers SET claimed_until = NULL, due_at = ? WHERE id = ?",
                 (due, timer.id),
@@ -129,10 +139,27 @@ class SQLiteStore(Store):
         await self._write(lambda conn: append(conn, incident_id, now, kind, actor, data))
 
     async def set_state(
-        self, incident_id: int, state: str, actor: str, now: float, note: str = ""
+        self, incident_id: int, state: str, actor: str, now: float, note: str = "",
+        ack_timeout: float | None = None,
     ) -> bool:
         return await self._write(
-            lambda conn: _set_state(conn, incident_id, state, actor, now, note)
+            lambda conn: _set_state(conn, incident_id, state, actor, now, note, ack_timeout)
+        )
+
+    async def fire_escalation(
+        self, timer: Timer, now: float, record: EscalationStepRecord
+    ) -> bool:
+        return await self._write(lambda conn: sqlite_escalation.fire(conn, timer, now, record))
+
+    async def retrigger(self, timer: Timer, now: float) -> bool:
+        return await self._write(lambda conn: sqlite_escalation.retrigger(conn, timer, now))
+
+    async def finish_page(
+        self, timer: Timer, now: float, kind: str, entry: dict[str, Any],
+        failover: PageOrder | None = None,
+    ) -> None:
+        await self._write(
+            lambda conn: sqlite_escalation.finish_page(conn, timer, now, kind, entry, failover)
         )
 
     async def incident(
@@ -153,6 +180,13 @@ class SQLiteStore(Store):
 
         return await self._read(op)
 
+    async def count_timers(self, kind: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT COUNT(*) FROM timers WHERE kind = ?",
+                                    (kind,)).fetchone()[0])
+
+        return await self._read(op)
+
     async def firing_alerts(self) -> list[tuple[str, dict[str, str]]]:
         def op(conn: sqlite3.Connection) -> list[tuple[str, dict[str, str]]]:
             rows = conn.execute(
@@ -169,10 +203,15 @@ def _claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> li
         " (SELECT id FROM timers WHERE due_at <= ?"
         "  AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY due_at LIMIT ?)"
         " RETURNING id, kind, incident_id, target, attempts, generation, last_sent_at,"
-        " last_digest, due_at",
+        " last_digest, due_at, payload",
         (now + lease, now, now, limit),
     ).fetchall()
-    timers = [Timer(*row) for row in rows]
+    timers = [
+        Timer(id=row[0], kind=row[1], incident_id=row[2], target=row[3], attempts=row[4],
+              generation=row[5], last_sent_at=row[6], last_digest=row[7], due_at=row[8],
+              payload=orjson.loads(row[9]))
+        for row in rows
+    ]
     for timer in timers:
         if timer.kind != "notify":
             continue
@@ -185,14 +224,15 @@ def _claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> li
 
 
 def _finish(
-    conn: sqlite3.Connection, timer: Timer, now: float, outcome: str, entry: dict[str, Any],
-    digest: str | None, next_due: float | None, dirty_due: float | None,
+    conn: sqlite3.Connection, timer: Timer, now: float, kind: str | None,
+    entry: dict[str, Any], digest: str | None, next_due: float | None,
+    dirty_due: float | None,
 ) -> None:
-    if outcome != "skipped":
-        append(conn, timer.incident_id, now, f"notification.{outcome}", "pagerd", entry)
+    if kind is not None:
+        append(conn, timer.incident_id, now, kind, "pagerd", entry)
     row = conn.execute("SELECT dirty FROM timers WHERE id = ?", (timer.id,)).fetchone()
-    sent_at = now if outcome == "sent" else timer.last_sent_at
-    digest = digest if outcome == "sent" else timer.last_digest
+    sent_at = now if digest is not None else timer.last_sent_at
+    digest = digest if digest is not None else timer.last_digest
     if row is not None and row[0] and dirty_due is not None:
         next_due = dirty_due
     if next_due is None:
@@ -207,7 +247,8 @@ def _finish(
 
 
 def _set_state(
-    conn: sqlite3.Connection, incident_id: int, state: str, actor: str, now: float, note: str
+    conn: sqlite3.Connection, incident_id: int, state: str, actor: str, now: float, note: str,
+    ack_timeout: float | None,
 ) -> bool:
     if state == "acknowledged":
         changed = conn.execute(
@@ -226,6 +267,7 @@ def _set_state(
     if not changed:
         return False
     append(conn, incident_id, now, f"incident.{state}", actor, {"by": "person", "note": note})
+    sqlite_escalation.after_person(conn, incident_id, state, now, ack_timeout)
     touch_timers(conn, incident_id, now)
     return True
 

@@ -9,15 +9,10 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import orjson
-
 from pagerd.models import Alert, AlertStatus, IncidentState
+from pagerd.store import sqlite_escalation
 from pagerd.store.base import IngestBatch, IngestResult, RouteTarget
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON with sorted keys, so equal label sets store as equal text."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+from pagerd.store.sqlite_rows import append, dumps
 
 
 def _iso(value: Any) -> str | None:
@@ -89,14 +84,14 @@ def _join_incident(
     result: IngestResult,
 ) -> int:
     row = conn.execute(
-        "SELECT id, severity_rank, severity_pinned FROM incidents"
+        "SELECT id, severity_rank, severity_pinned, state FROM incidents"
         " WHERE key = ? AND state != 'resolved'",
         (target.key,),
     ).fetchone()
     if row is None:
         return _open_incident(conn, alert, target, now, result)
 
-    incident_id, rank, pinned = row
+    incident_id, rank, pinned, state = row
     member = conn.execute(
         "SELECT status FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
         (incident_id, alert.fingerprint),
@@ -104,6 +99,8 @@ def _join_incident(
     _upsert_member(conn, incident_id, alert, target)
     kind = "alert.updated" if member == ("firing",) else "alert.firing"
     append(conn, incident_id, now, kind, alert.integration, _alert_entry(alert, target))
+    if kind == "alert.firing" and state == "acknowledged":
+        sqlite_escalation.inform_acknowledger(conn, incident_id, alert.fingerprint, now)
 
     if target.severity_rank < rank and not pinned:
         _raise_severity(conn, incident_id, target, now, alert.integration)
@@ -157,6 +154,10 @@ def _open_incident(
             (incident_id, target.receiver, now + target.group_wait, now),
         )
     _arm_auto_resolve(conn, incident_id, target, now)
+    if target.escalation_policy:
+        # Paging waits for no one but group_wait (0 s by default).
+        sqlite_escalation.start(conn, incident_id, target.escalation_policy,
+                                now + target.group_wait, now)
     result.opened.append(incident_id)
     return incident_id
 
@@ -200,6 +201,12 @@ def resolve_incident(
         "UPDATE incident_alerts SET status = 'resolved' WHERE incident_id = ?", (incident_id,)
     )
     append(conn, incident_id, now, "incident.resolved", actor, {"by": "source"})
+    stopped = sqlite_escalation.stop(conn, incident_id)
+    if stopped:
+        append(conn, incident_id, now, "escalation.stopped", "pagerd",
+               {"by": "resolved", "pending": stopped})
+    conn.execute("DELETE FROM timers WHERE incident_id = ? AND kind = 'auto_resolve'",
+                 (incident_id,))
     touch_timers(conn, incident_id, now)
     result.resolved.append(incident_id)
 
@@ -232,17 +239,6 @@ def _alert_entry(alert: Alert, target: RouteTarget) -> dict[str, Any]:
             "starts_at": _iso(alert.starts_at)}
 
 
-def append(
-    conn: sqlite3.Connection, incident_id: int, now: float, kind: str, actor: str,
-    data: dict[str, Any],
-) -> None:
-    """Append one timeline entry."""
-    conn.execute(
-        "INSERT INTO timeline (incident_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
-        (incident_id, now, kind, actor, dumps(data)),
-    )
-
-
 def schedule_change(
     conn: sqlite3.Connection, incident_id: int, receiver: str, now: float, group_interval: float
 ) -> None:
@@ -267,6 +263,6 @@ def touch_timers(conn: sqlite3.Connection, incident_id: int, now: float) -> None
         "UPDATE timers SET"
         " dirty = CASE WHEN claimed_until IS NOT NULL THEN 1 ELSE dirty END,"
         " due_at = CASE WHEN claimed_until IS NOT NULL THEN due_at ELSE MIN(due_at, ?) END"
-        " WHERE incident_id = ?",
+        " WHERE incident_id = ? AND kind = 'notify'",
         (now, incident_id),
     )
