@@ -136,7 +136,8 @@ def validate(
 
 def form_params(body: bytes | str) -> dict[str, list[str]]:
     """An `application/x-www-form-urlencoded` body as names to values, blanks kept."""
-    text = body.decode() if isinstance(body, bytes) else body
+    # Undecodable bytes become U+FFFD, so a garbled body fails the signature, not the server.
+    text = body.decode(errors="replace") if isinstance(body, bytes) else body
     return parse_qs(text, keep_blank_values=True, strict_parsing=False)
 
 

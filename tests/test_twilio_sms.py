@@ -197,8 +197,10 @@ class TestSend:
         async with fake_twilio() as fake, aiohttp.ClientSession() as session:
             fake.fail_next(failure, failure)
             sms = notifier(fake, session, timeout=0.2)
-            receipt = await sms.send_page(page())
+            with capture_logs() as logs:
+                receipt = await sms.send_page(page())
             assert len(fake.requests) == 3
+            assert [entry["reason"] for entry in logs if "reason" in entry] == [reason]
             assert list(fake.messages) == [receipt.provider_id]
 
     async def test_retry_loop_is_quiet(self) -> None:
