@@ -12,6 +12,7 @@ from multidict import MultiDict
 
 from pagerd.receivers.twilio import (
     HELP,
+    Action,
     CallStatus,
     FormError,
     InboundSMS,
@@ -221,8 +222,8 @@ class TestReplies:
         ("acknowledge", "ack", None), ("resolve", "resolve", None),
         ("escalate", "escalate", None),
     ])
-    def test_actions(self, body: str, action: str, code: str | None) -> None:
-        assert parse_reply(body) == Reply("action", action=action, code=code)  # type: ignore[arg-type]
+    def test_actions(self, body: str, action: Action, code: str | None) -> None:
+        assert parse_reply(body) == Reply("action", action=action, code=code)
 
     @pytest.mark.parametrize("body", ["STOP", "stop", "Stop", " STOP ", "STOPALL", "UNSUBSCRIBE",
                                       "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"])

@@ -19,6 +19,7 @@ from pagerd.notifiers.twilio_voice import (
 
 PHONE = "+14155550100"
 FROM = "+15005550006"
+TWIML = "https://pd.example.com/twiml"
 ACTION = "https://pd.example.com/api/v1/twilio/voice/gather?page=7&sig=a"
 
 
@@ -113,10 +114,10 @@ class TestCall:
     async def test_action_and_twiml_urls_per_page(self) -> None:
         async with fake_twilio() as fake, aiohttp.ClientSession() as session:
             notifier = voice(fake, session, status_callback_url=None,
-                             twiml_url=lambda p: f"https://pd.example.com/twiml/{p.idempotency_key}")
+                             twiml_url=lambda p: f"{TWIML}/{p.idempotency_key}")
             await notifier.send_page(page())
             form = fake.requests[0].form
-            assert form["Url"] == ["https://pd.example.com/twiml/k1"]
+            assert form["Url"] == [f"{TWIML}/k1"]
             assert "Twiml" not in form and "StatusCallback" not in form
         by_page = TwilioVoice(session, account_sid="AC1", auth_token="t", from_number=FROM,
                               gather_action_url=lambda p: f"{ACTION}&u={p.user}")
