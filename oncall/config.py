@@ -30,7 +30,7 @@ SECTIONS = {
     "schedules": "schedule",
     "escalation_policies": "escalation policy",
 }
-USER_KEYS = ("name", "time_zone", "contacts", "notification_rules")
+USER_KEYS = ("name", "time_zone", "contacts", "notification_rules", "api_token_sha256")
 CONTACT_KEYS = tuple(method.value for method in ContactMethod)
 RULE_KEYS = ("method", "after")
 TEAM_KEYS = ("name", "members", "schedule")
@@ -134,9 +134,10 @@ def _user(reader: Reader, name: str, node: SourceDict) -> User | None:
         rule = _rule(reader, items[index], contacts)
         if rule is not None:
             rules.append(rule)
+    token_hash = reader.get(node, "api_token_sha256", fields.sha256_hex, None)
     if reader.failed_since(mark):
         return None
-    return User(name, zone, contacts, tuple(rules))
+    return User(name, zone, contacts, tuple(rules), token_hash)
 
 
 def _contacts(reader: Reader, user: SourceDict) -> Contacts:

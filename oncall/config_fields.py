@@ -160,3 +160,10 @@ def url(value: Any) -> str:
     if not isinstance(value, str) or not value.startswith(("http://", "https://")):
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value
+
+
+def sha256_hex(value: Any) -> str:
+    """A SHA-256 digest written as 64 hex digits (how a user's API token is stored)."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValueError("must be the SHA-256 of the token, as 64 hex digits")
+    return value.lower()

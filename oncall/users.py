@@ -65,6 +65,8 @@ class User:
     time_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     contacts: Contacts = field(default_factory=Contacts)
     notification_rules: tuple[NotificationRule, ...] = ()
+    # SHA-256 (hex) of the person's API token: the API and CLI act as this user with it.
+    api_token_sha256: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         for rule in self.notification_rules:
