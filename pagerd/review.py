@@ -72,7 +72,8 @@ def paged_user(entry: Mapping[str, Any]) -> str | None:
     """The person a timeline entry paged, or None when it is not a page."""
     if entry.get("kind") not in PAGE_KINDS:
         return None
-    user = entry.get("user") or entry.get("actor")
+    # Not the actor: that is pagerd, which sent the page.
+    user = entry.get("user")
     return str(user) if user else None
 
 
