@@ -60,6 +60,8 @@ class KeySink:
     """
 
     rng: random.Random
+    # The longest pause before answering, in seconds.
+    pause: float = 0.02
     # Set on every delivery, for whoever waits for progress.
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     # How many daemon processes have been started before the current one: the crasher
@@ -82,7 +84,7 @@ class KeySink:
         (alert,) = body["alerts"]
         self.alert_ids[incident["id"]] = alert["labels"]["id"]
         self.progress.set()
-        await asyncio.sleep(self.rng.uniform(0.0, 0.02))
+        await asyncio.sleep(self.rng.uniform(0.0, self.pause))
         return web.Response(text="ok")
 
     @property
@@ -152,14 +154,16 @@ async def sender(session: aiohttp.ClientSession, url: str, batches: list[list[in
             backoff = min(backoff * 2, 0.5)
 
 
-async def crasher(daemon: Managed, sink: KeySink, run: Run, rng: random.Random) -> None:
-    """SIGKILL the daemon at random moments, each followed by a restart on the same state.
+async def interrupter(daemon: Managed, sink: KeySink, run: Run, rng: random.Random,
+                      alerts: int, kind: str, count: int) -> None:
+    """Stop the daemon `count` times at random moments, each followed by a restart on the
+    same state: by SIGKILL (`kind` "kill", a crash) or SIGTERM ("term", which must exit 0).
 
-    Two crashes fall while alerts pour in, one by notification progress (usually while
-    both go on); each at a random fraction of the work plus a random pause.
+    All but the last fall while alerts pour in, the last by notification progress (often
+    once intake is over); each at a random fraction of the work plus a random pause.
     """
-    lo, hi = ALERTS // 10, ALERTS * 9 // 10
-    moments = [("acked", n) for n in sorted(rng.sample(range(lo, hi), CRASHES - 1))]
+    lo, hi = alerts // 10, alerts * 9 // 10
+    moments = [("acked", n) for n in sorted(rng.sample(range(lo, hi), count - 1))]
     moments.append(("notified", rng.randrange(lo, hi)))
     for what, threshold in moments:
         if what == "acked":
@@ -167,9 +171,15 @@ async def crasher(daemon: Managed, sink: KeySink, run: Run, rng: random.Random) 
         else:
             await reach(sink.progress, lambda: sink.notified, threshold)
         await asyncio.sleep(rng.uniform(0.0, 0.03))
-        await daemon.kill()
-        run.crashes.append(f"{what}>={threshold} (acked={len(run.acked)}, "
-                           f"notified={sink.notified})")
+        moment = f"{what}>={threshold} (acked={len(run.acked)}, notified={sink.notified})"
+        if kind == "kill":
+            await daemon.kill()
+        else:
+            took = time.monotonic()
+            code = await daemon.stop(within=15)
+            moment += f" exit {code} after {time.monotonic() - took:.1f}s"
+            assert code == 0, daemon.failure(f"{run}: SIGTERM at {moment} did not exit 0")
+        run.crashes.append(moment)
         # Down a while: senders meet refusals, and the sink handles what the dead process
         # had already sent before the epoch moves on.
         await asyncio.sleep(rng.uniform(0.05, 0.3))
@@ -206,19 +216,31 @@ def read_store(database: Path) -> dict[str, Any]:
             "timeline": timeline, "timers": timers}
 
 
-async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sends(
-    tmp_path: Path,
-) -> None:
+@dataclass
+class Storm:
+    """One run's record: what the senders and the sink saw, and the store afterwards."""
+
+    run: Run
+    sink: KeySink
+    store: dict[str, Any]
+    log_path: Path
+
+
+async def storm(tmp_path: Path, alerts: int, kind: str, interruptions: int,
+                pause: float = 0.02) -> Storm:
+    """`alerts` alerts from SENDERS senders into a daemon interrupted `interruptions` times,
+    notifying a sink that answers within `pause` seconds; returns once every incident was
+    notified (or 45 s passed) and the daemon stopped."""
     seed = int(os.environ.get("PAGERD_CRASH_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
     run = Run(seed)
     print(f"PAGERD_CRASH_SEED={seed}")
     began = time.monotonic()
 
-    sink = KeySink(random.Random(seed + 1))
+    sink = KeySink(random.Random(seed + 1), pause)
     app = web.Application()
     app.router.add_post("/hook", sink.handle)
-    ids = list(range(ALERTS))
+    ids = list(range(alerts))
     rng.shuffle(ids)
     batches: list[list[int]] = []
     while ids:
@@ -228,46 +250,52 @@ async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sen
 
     async with serve_app(app) as sink_base:
         config = tmp_path / "pagerd.yml"
-        # One incident per alert: the route groups by a label unique to each.
-        config.write_text(config_text(f"{sink_base}/hook", group_by="[id]"))
+        # One incident per alert: the route groups by a label unique to each. A generous
+        # send timeout: a timed-out send is retried under its key, a repeat with no crash.
+        config.write_text(config_text(f"{sink_base}/hook", group_by="[id]")
+                          .replace("timeout: 2s", "timeout: 30s"))
         port = free_port()
-        state = tmp_path / "state"
-        daemon = pagerd_process(config, state, port, tmp_path / "pagerd.log")
+        daemon = pagerd_process(config, tmp_path / "state", port, tmp_path / "pagerd.log")
         daemon.start()
         try:
             run.ready_after.append(await daemon.wait_ready(30))
             url = f"http://127.0.0.1:{port}/api/v1/alertmanager"
             async with aiohttp.ClientSession() as session:
-                crashing = asyncio.create_task(crasher(daemon, sink, run, rng))
+                stopping = asyncio.create_task(
+                    interrupter(daemon, sink, run, rng, alerts, kind, interruptions))
                 await asyncio.gather(*(sender(session, url, batches, run)
                                        for _ in range(SENDERS)))
                 intake_done = time.monotonic() - began
-                await asyncio.wait_for(crashing, 60)
-            # Not every incident may make it: the assertions below then say which.
+                await asyncio.wait_for(stopping, 60)
+            # Not every incident may make it: the assertions then say which.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(45):
-                    await reach(sink.progress, lambda: sink.notified, ALERTS)
+                    await reach(sink.progress, lambda: sink.notified, alerts)
             notified_done = time.monotonic() - began
             # A clean stop lets the last sends record their outcome before the store closes.
             assert await daemon.stop() == 0, daemon.failure(f"{run}: SIGTERM did not exit 0")
         finally:
             await daemon.stop()
 
-    store = read_store(state / "pagerd.db")
     print(f"{run}; intake {intake_done:.1f}s, all notified {notified_done:.1f}s, "
           f"total {time.monotonic() - began:.1f}s")
-    assert len(run.crashes) == CRASHES, run
-    assert run.acked == set(range(ALERTS)), run
+    return Storm(run, sink, read_store(tmp_path / "state" / "pagerd.db"), daemon.log_path)
 
-    # Every acknowledged alert is stored, firing, in its own incident.
+
+def check_nothing_lost(storm: Storm, alerts: int) -> None:
+    """Every acknowledged alert stored in its own incident, every incident notified once
+    under one key, and the store recording exactly one successful send for each."""
+    run, sink, store = storm.run, storm.sink, storm.store
+    assert run.acked == set(range(alerts)), run
+
     stored = {labels["id"]: (fp, labels, status)
               for fp, (labels, status) in store["alerts"].items()}
     missing = sorted(set(map(str, run.acked)) - stored.keys(), key=int)
     assert not missing, f"{run}: {len(missing)} acknowledged alerts lost, e.g. {missing[:10]}"
-    assert len(stored) == ALERTS, run
+    assert len(stored) == alerts, run
     for fp, labels, status in stored.values():
         assert fp == fingerprint(labels) and status == "firing", (run, fp, labels, status)
-    assert len(store["incidents"]) == ALERTS, run
+    assert len(store["incidents"]) == alerts, run
     assert set(store["incidents"].values()) == {"triggered"}, run
     by_fingerprint = {fp: labels["id"] for fp, labels, _ in stored.values()}
     incident_alert = {}
@@ -279,13 +307,31 @@ async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sen
     # Every incident reached the sink, about its own alert, under exactly one key.
     not_notified = sorted(store["incidents"].keys() - sink.alert_ids.keys())
     assert not not_notified, f"{run}: {len(not_notified)} incidents never notified, " \
-        f"e.g. {not_notified[:10]}; log {daemon.log_path}"
+        f"e.g. {not_notified[:10]}; log {storm.log_path}"
     assert sink.alert_ids == incident_alert, run
     keys_per_incident = Counter(sink.incidents.values())
     several = {i: n for i, n in keys_per_incident.items() if n > 1}
     assert not several, f"{run}: incidents paged under several keys: {list(several)[:10]}"
     for key, incident_id in sink.incidents.items():
         assert key == f"pagerd-{incident_id}-{RECEIVER}-0", (run, key)
+
+    # The store agrees: each incident recorded exactly one successful send, and no claim
+    # (a send in flight) is left after the clean stop.
+    sent = Counter(i for (i, kind), n in store["timeline"].items()
+                   if kind == "notification.sent" for _ in range(n))
+    wrong = {i: sent.get(i, 0) for i in store["incidents"] if sent.get(i, 0) != 1}
+    assert not wrong, f"{run}: notification.sent count != 1 for {list(wrong.items())[:10]}"
+    assert all(claimed is None and last_sent is not None
+               for _, claimed, last_sent in store["timers"]), run
+
+
+async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sends(
+    tmp_path: Path,
+) -> None:
+    result = await storm(tmp_path, ALERTS, "kill", CRASHES)
+    run, sink = result.run, result.sink
+    assert len(run.crashes) == CRASHES, run
+    check_nothing_lost(result, ALERTS)
 
     # A key repeats only for a send in flight at a crash. One process never delivers a key
     # twice; a delivery by process e followed by another means crash e cut that send off
@@ -302,11 +348,94 @@ async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sen
     assert max(cut_off.values(), default=0) <= IN_FLIGHT, f"{run}: repeats per crash {cut_off}"
     assert sum(cut_off.values()) <= len(run.crashes) * IN_FLIGHT, (run, cut_off)
 
-    # The store agrees: each incident recorded exactly one successful send, and no claim
-    # (a send in flight) is left after the clean stop.
-    sent = Counter(i for (i, kind), n in store["timeline"].items()
-                   if kind == "notification.sent" for _ in range(n))
-    wrong = {i: sent.get(i, 0) for i in store["incidents"] if sent.get(i, 0) != 1}
-    assert not wrong, f"{run}: notification.sent count != 1 for {list(wrong.items())[:10]}"
+
+async def test_sigterm_under_load_drains_loses_nothing_and_repeats_nothing(
+    tmp_path: Path,
+) -> None:
+    """A graceful restart is no crash: intake refuses with 503 (retried), sends in flight
+    finish and are recorded, so no notification goes out twice."""
+    alerts = 1000
+    result = await storm(tmp_path, alerts, "term", 3)
+    check_nothing_lost(result, alerts)
+    repeated = {key: n for key, n in result.sink.keys.items() if n > 1}
+    assert not repeated, f"{result.run}: repeated after SIGTERM: {list(repeated.items())[:10]}"
+
+
+@dataclass
+class FlakySink:
+    """A webhook receiver that fails (503, 500, 429 in turn) until told to recover."""
+
+    failing: bool = True
+    tried: Counter[str] = field(default_factory=Counter)
+    delivered: Counter[str] = field(default_factory=Counter)
+    incidents: dict[str, int] = field(default_factory=dict)
+    progress: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        key = request.headers["Idempotency-Key"]
+        self.tried[key] += 1
+        self.incidents[key] = body["incident"]["id"]
+        self.progress.set()
+        if self.failing:
+            return web.Response(status=(503, 500, 429)[sum(self.tried.values()) % 3])
+        self.delivered[key] += 1
+        return web.Response(text="ok")
+
+
+async def test_failed_sends_survive_kill_9_and_go_out_once_the_receiver_recovers(
+    tmp_path: Path,
+) -> None:
+    """Retries are durable: a crash while the receiver fails loses no notification.
+
+    Every incident's send fails and is re-armed with backoff; the daemon is SIGKILLed with
+    some sends re-armed and some mid-retry, the receiver recovers, the daemon restarts:
+    every incident is then delivered exactly once, under the key its failed tries had.
+    """
+    count = 200
+    sink = FlakySink()
+    app = web.Application()
+    app.router.add_post("/hook", sink.handle)
+    run = Run(seed=0)
+    async with serve_app(app) as sink_base:
+        config = tmp_path / "pagerd.yml"
+        config.write_text(config_text(f"{sink_base}/hook", group_by="[id]"))
+        port = free_port()
+        state = tmp_path / "state"
+        daemon = pagerd_process(config, state, port, tmp_path / "pagerd.log")
+        daemon.start()
+        try:
+            await daemon.wait_ready(30)
+            url = f"http://127.0.0.1:{port}/api/v1/alertmanager"
+            batches = [list(range(i, min(i + 10, count))) for i in range(0, count, 10)]
+            async with aiohttp.ClientSession() as session:
+                await asyncio.gather(*(sender(session, url, batches, run) for _ in range(4)))
+            async with asyncio.timeout(30):
+                await reach(sink.progress, lambda: len(sink.tried), count)
+            await daemon.kill()
+            tried_before = dict(sink.tried)
+            sink.failing = False
+            daemon.start()
+            await daemon.wait_ready(30)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    await reach(sink.progress, lambda: len(sink.delivered), count)
+            assert await daemon.stop() == 0, daemon.failure("SIGTERM did not exit 0")
+        finally:
+            await daemon.stop()
+
+    store = read_store(state / "pagerd.db")
+    assert len(store["incidents"]) == count
+    undelivered = sorted(store["incidents"].keys() - {sink.incidents[k] for k in sink.delivered})
+    assert not undelivered, f"never delivered after recovery: {undelivered[:10]}; " \
+        f"log {daemon.log_path}"
+    assert set(sink.delivered.values()) == {1}, sink.delivered
+    # The key is stable across quick retries, durable re-arms and the restart.
+    assert sink.delivered.keys() == tried_before.keys()
+    for key, incident_id in sink.incidents.items():
+        assert key == f"pagerd-{incident_id}-{RECEIVER}-0", key
+    kinds = Counter(kind for (_, kind), n in store["timeline"].items() for _ in range(n))
+    assert kinds["notification.sent"] == count, kinds
+    assert kinds["notification.retry"] > 0, kinds  # some re-arms were committed before the kill
     assert all(claimed is None and last_sent is not None
-               for _, claimed, last_sent in store["timers"]), run
+               for _, claimed, last_sent in store["timers"])
