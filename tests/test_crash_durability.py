@@ -12,7 +12,12 @@ it outlives every crash and sees every delivery. The promises checked afterwards
   arrive again. (Two crashes in quick succession can interrupt the same send twice, so
   "at most twice" holds per crash, not per key.)
 
-PAGERD_CRASH_SEED replays one run (the seed is printed, and named in every failure).
+The same storm with SIGTERM restarts must repeat nothing (a graceful stop drains its
+sends), and sends failing against a broken receiver must survive a crash and go out once
+it recovers.
+
+PAGERD_CRASH_SEED replays one run's choices (the seed is printed, and named in every
+failure); the timing of a run is never quite the same.
 """
 
 from __future__ import annotations
