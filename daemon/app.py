@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from pagerd.daemon import api_oncall
 from pagerd.daemon.core import Daemon
+from pagerd.daemon.responses import json_response, read_json, unauthorized, unavailable
 from pagerd.errors import ConfigErrors
 from pagerd.models import Alert
 from pagerd.receivers.alertmanager import parse_notification
@@ -22,46 +23,6 @@ from pagerd.store.base import StoreUnavailable
 
 log = structlog.get_logger("pagerd.http")
 
-RETRY_AFTER = "5"
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
-    """A JSON response encoded with orjson."""
-    return web.Response(body=orjson.dumps(body), status=status, headers=headers,
-                        content_type="application/json")
-
-
-def unavailable(daemon: Daemon, reason: str) -> web.Response:
-    """pagerd's own trouble: 503 with Retry-After, so senders retry instead of dropping."""
-    daemon.metrics.unavailable.labels(reason).inc()
-    return json_response({"error": f"pagerd is unavailable: {reason}"}, 503,
-                         {"Retry-After": RETRY_AFTER})
-
-
-def unauthorized(daemon: Daemon, endpoint: str) -> web.Response:
-    """Missing or wrong credentials."""
-    daemon.metrics.auth_failures.labels(endpoint).inc()
-    return json_response({"error": "missing or invalid credentials", "field": "Authorization"},
-                         401, {"WWW-Authenticate": 'Bearer realm="pagerd"'})
-
-
-async def read_json(request: web.Request, limit: int) -> Any:
-    """The request's JSON body; PayloadError (4xx) for what is not one."""
-    if request.content_type != "application/json":
-        raise PayloadError("Content-Type", "must be application/json", status=415)
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadError("body", f"larger than {limit} bytes", status=413)
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise PayloadError("body", f"larger than {limit} bytes", status=413) from None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("body", f"invalid JSON: {exc}") from None
-
-
 class Api:
     """Request handlers bound to one daemon."""
 
@@ -72,6 +33,10 @@ class Api:
         """Whether the request carries the admin token."""
         token = presented_token(request.headers, request.query)
         return token_matches(token, self.daemon.admin_token)
+
+    def actor(self, request: web.Request) -> str | None:
+        """Who the request acts as (admin or a user), or None."""
+        return self.daemon.actor_for(presented_token(request.headers, request.query))
 
     async def intake(self, request: web.Request) -> web.Response:
         """POST /api/v1/{alertmanager|azure}[/{integration}]: alerts from a monitoring system.
@@ -163,7 +128,7 @@ class Api:
 
     async def list_incidents(self, request: web.Request) -> web.Response:
         """GET /api/v1/incidents[?open=1]."""
-        if not self.admin_ok(request):
+        if self.actor(request) is None:
             return unauthorized(self.daemon, "incidents")
         open_only = request.query.get("open") in ("1", "true")
         try:
@@ -178,7 +143,7 @@ class Api:
 
     async def get_incident(self, request: web.Request) -> web.Response:
         """GET /api/v1/incidents/{id}."""
-        if not self.admin_ok(request):
+        if self.actor(request) is None:
             return unauthorized(self.daemon, "incidents")
         incident_id = _incident_id(request)
         if incident_id is None:
@@ -191,7 +156,8 @@ class Api:
     async def act(self, request: web.Request) -> web.Response:
         """POST /api/v1/incidents/{id}/{action}: acknowledge or resolve, by a person."""
         daemon = self.daemon
-        if not self.admin_ok(request):
+        actor = self.actor(request)
+        if actor is None:
             return unauthorized(daemon, "incidents")
         incident_id = _incident_id(request)
         if incident_id is None:
@@ -203,12 +169,11 @@ class Api:
                 raise PayloadError("body", "must be a JSON object")
         except PayloadError as exc:
             return json_response(exc.to_json(), exc.status)
-        who = body.get("by") or "admin"
-        if not isinstance(who, str):
+        if "by" in body and not isinstance(body["by"], str):
             return json_response({"error": "must be a string", "field": "by"}, 400)
         try:
-            changed = await daemon.act(incident_id, state, f"api:{who}",
-                                       str(body.get("note", "")))
+            who = daemon.named_actor(actor, body.get("by"))
+            changed = await daemon.act(incident_id, state, who, str(body.get("note", "")))
         except KeyError:
             return json_response({"error": "no such incident", "field": "id"}, 404)
         except StoreUnavailable:
@@ -235,4 +200,5 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_get("/-/ready", api.ready)
     app.router.add_post("/-/reload", api.reload)
     app.router.add_get("/metrics", api.metrics)
+    api_oncall.add_routes(app, daemon)
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
 from pagerd.notifiers.base import PageNotifier
 from pagerd.notifiers.webhook import WebhookPager
+from pagerd.oncall import override_codec
+from pagerd.oncall.overrides import Override
 from pagerd.receivers.entra import EntraVerifier
 from pagerd.settings import Integration, Settings, load_settings, locate
 from pagerd.store.base import Store
@@ -56,6 +60,11 @@ class Daemon:
         self.dispatcher: Dispatcher
         self.tokens: dict[str, str] = {}
         self.verifiers: dict[str, EntraVerifier] = {}
+        # Overrides in force by schedule, oldest first; this daemon is their only writer.
+        self.overrides: dict[str, list[Override]] = {}
+        self.user_tokens: dict[str, str] = {}
+        self.settings_loaded_at = 0.0
+        self._ical_key = b""
         self.admin_token = ""
         self.accepting = False
         self.ready = False
@@ -71,6 +80,7 @@ class Daemon:
             ("open store", self.store.open),
             ("load tokens", self._load_tokens),
             ("build routing", self._build_routing),
+            ("load overrides", self.load_overrides),
             ("start dispatcher", self._start_dispatcher),
         ]
         for name, step in steps:
@@ -85,6 +95,8 @@ class Daemon:
     async def _load_config(self) -> None:
         file, text = locate(self.options.config)
         self.settings = load_settings(file, text)
+        self.settings_loaded_at = time.time()
+        self.user_tokens = _user_tokens(self.settings)
         self.metrics.set_config(self.settings.digest, time.time())
         log.info("config.loaded", file=file, digest=self.settings.digest)
 
@@ -99,6 +111,7 @@ class Daemon:
             for name, integration in self.settings.integrations.items()
         }
         self.verifiers = _verifiers(self.settings.integrations.values())
+        self._ical_key = self.state.token("ical", None).encode()
 
     async def _build_routing(self) -> None:
         firing = await self.store.firing_alerts()
@@ -127,6 +140,65 @@ class Daemon:
         for level in self.settings.severities.levels:
             self.metrics.open_incidents.labels(level.name).set(counts.get(level.name, 0))
         self.metrics.open_escalations.set(await self.store.count_timers("escalate"))
+
+    def actor_for(self, token: str | None) -> str | None:
+        """Who a presented token speaks for: "admin", "user:NAME", or None (refused)."""
+        if not token:
+            return None
+        if hmac.compare_digest(token.encode(), self.admin_token.encode()):
+            return "admin"
+        name = self.user_tokens.get(hashlib.sha256(token.encode()).hexdigest())
+        return f"user:{name}" if name else None
+
+    @staticmethod
+    def named_actor(actor: str, by: object) -> str:
+        """The audit name: a user acts as themself; the admin token names who it acts for."""
+        if actor == "admin":
+            return f"api:{by}" if isinstance(by, str) and by else "api:admin"
+        return actor
+
+    async def load_overrides(self) -> None:
+        """Read the overrides in force from the store into memory."""
+        users = self.settings.oncall.users
+        loaded: dict[str, list[Override]] = {}
+        for row in await self.store.overrides():
+            try:
+                override = override_codec.decode(row["kind"], row["data"], users)
+            except ValueError as exc:
+                # A user removed from config: the override cannot apply; say so, keep going.
+                log.warning("override.skipped", override=row["id"], reason=str(exc))
+                continue
+            loaded.setdefault(row["schedule"], []).append(override)
+        self.overrides = loaded
+
+    async def add_override(self, schedule: str, override: Override, actor: str,
+                           reason: str) -> int:
+        """Store an override durably, then put it in force."""
+        override_id = await self.store.add_override(
+            schedule, override.kind, override_codec.encode(override), actor, reason,
+            self.clock.time())
+        self.overrides.setdefault(schedule, []).append(override)
+        log.info("override.added", schedule=schedule, kind=override.kind, override=override_id,
+                 user=actor)
+        return override_id
+
+    async def remove_override(self, override_id: int, actor: str) -> bool:
+        """Retire an override; the audit keeps it."""
+        removed = await self.store.remove_override(override_id, actor, self.clock.time())
+        if removed:
+            await self.load_overrides()
+            log.info("override.removed", override=override_id, user=actor)
+        return removed
+
+    def ical_secret(self, user: str) -> str:
+        """The secret in a user's iCal feed URLs."""
+        return hmac.new(self._ical_key, f"ical:{user}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def ical_secret_ok(self, user: str, secret: str) -> bool:
+        """Whether `secret` opens `user`'s feeds (and the user exists)."""
+        if user not in self.settings.oncall.users:
+            return False
+        return hmac.compare_digest(self.ical_secret(user), secret)
 
     async def act(self, incident_id: int, state: str, actor: str, note: str = "") -> bool:
         """A person acknowledges or resolves an incident: escalation stops at once.
@@ -174,6 +246,8 @@ class Daemon:
                 settings.integrations.values())
             # The swaps happen with no await between them: a request sees old or new.
             self.settings = settings
+            self.settings_loaded_at = time.time()
+            self.user_tokens = _user_tokens(settings)
             self.intake.router = router
             for verifier in old_verifiers.values():
                 await verifier.close()
@@ -210,4 +284,13 @@ def _verifiers(integrations: Iterable[Integration]) -> dict[str, EntraVerifier]:
         )
         for integration in integrations
         if integration.entra is not None
+    }
+
+
+def _user_tokens(settings: Settings) -> dict[str, str]:
+    """Users by the SHA-256 of their API token."""
+    return {
+        user.api_token_sha256: user.name
+        for user in settings.oncall.users.values()
+        if user.api_token_sha256
     }

@@ -217,6 +217,21 @@ class Store(abc.ABC):
         """Open incidents by severity."""
 
     @abc.abstractmethod
+    async def add_override(
+        self, schedule: str, kind: str, data: dict[str, Any], actor: str, reason: str,
+        now: float,
+    ) -> int:
+        """Store a schedule override and its audit record; returns its id."""
+
+    @abc.abstractmethod
+    async def remove_override(self, override_id: int, actor: str, now: float) -> bool:
+        """Retire an override (kept for the audit); False if there was none in force."""
+
+    @abc.abstractmethod
+    async def overrides(self, schedule: str | None = None) -> list[dict[str, Any]]:
+        """Overrides in force, oldest first (later ones win), with who made them and why."""
+
+    @abc.abstractmethod
     async def count_timers(self, kind: str) -> int:
         """How many timers of `kind` are pending (e.g. running escalations)."""
 

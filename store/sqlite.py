@@ -23,7 +23,7 @@ from pagerd.store.base import (
 )
 from pagerd.store.migrations import migrate
 from pagerd.store.sqlite_ingest import resolve_incident, touch_timers
-from pagerd.store.sqlite_rows import append, dumps
+from pagerd.store.sqlite_rows import append, audit, dumps
 from pagerd.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -180,6 +180,39 @@ class SQLiteStore(Store):
 
         return await self._read(op)
 
+    async def add_override(
+        self, schedule: str, kind: str, data: dict[str, Any], actor: str, reason: str,
+        now: float,
+    ) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO overrides (schedule, kind, data, reason, created_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (schedule, kind, dumps(data), reason, actor, now),
+            )
+            override_id = int(cursor.lastrowid or 0)
+            audit(conn, now, actor, "override.add", {"id": override_id, "schedule": schedule,
+                                                     "kind": kind, "reason": reason, **data})
+            return override_id
+
+        return await self._write(op)
+
+    async def remove_override(self, override_id: int, actor: str, now: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            changed = conn.execute(
+                "UPDATE overrides SET removed_by = ?, removed_at = ? WHERE id = ?"
+                " AND removed_at IS NULL",
+                (actor, now, override_id),
+            ).rowcount
+            if changed:
+                audit(conn, now, actor, "override.remove", {"id": override_id})
+            return bool(changed)
+
+        return await self._write(op)
+
+    async def overrides(self, schedule: str | None = None) -> list[dict[str, Any]]:
+        return await self._read(lambda conn: read_overrides(conn, schedule))
+
     async def count_timers(self, kind: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM timers WHERE kind = ?",
@@ -310,6 +343,20 @@ def _incident_row(
         for at, kind, actor, data in timeline
     ]
     return incident
+
+
+def read_overrides(conn: sqlite3.Connection, schedule: str | None) -> list[dict[str, Any]]:
+    """Overrides in force, oldest first."""
+    where = "removed_at IS NULL" + (" AND schedule = ?" if schedule else "")
+    rows = conn.execute(
+        "SELECT id, schedule, kind, data, reason, created_by, created_at FROM overrides"
+        f" WHERE {where} ORDER BY id", (schedule,) if schedule else (),
+    ).fetchall()
+    return [
+        {"id": id_, "schedule": sched, "kind": kind, "data": orjson.loads(data),
+         "reason": reason, "created_by": by, "created_at": at}
+        for id_, sched, kind, data, reason, by, at in rows
+    ]
 
 
 def read_incident(

@@ -13,6 +13,13 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def audit(conn: sqlite3.Connection, now: float, actor: str, action: str,
+          data: dict[str, Any]) -> None:
+    """Record a person's change outside any incident (overrides, config)."""
+    conn.execute("INSERT INTO audit (at, actor, action, data) VALUES (?, ?, ?, ?)",
+                 (now, actor, action, dumps(data)))
+
+
 def append(
     conn: sqlite3.Connection, incident_id: int, now: float, kind: str, actor: str,
     data: dict[str, Any],

@@ -9,11 +9,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from fake_statuspage import FakeStatuspage
 
 from pagerd.notifiers.base import DeliveryError
 from pagerd.notifiers.statuspage import StatuspageClient, StatuspageError
 
+from fake_statuspage import FakeStatuspage
 from helpers import free_port, serve_app
 
 

@@ -141,7 +141,7 @@ class TestTimers:
     async def test_finish_rearms_for_repeat(self, store: SQLiteStore) -> None:
         await store.ingest(batch((alert(), [target()])), T0)
         (timer,) = await store.claim_due(T0, 10, 60)
-        await store.finish_timer(timer, T0 + 1, outcome="sent", entry={}, digest="d",
+        await store.finish_timer(timer, T0 + 1, kind="notification.sent", entry={}, digest="d",
                                  next_due=T0 + 3600, dirty_due=T0 + 301)
         assert await store.claim_due(T0 + 3599, 10, 60) == []
         (again,) = await store.claim_due(T0 + 3600, 10, 60)
@@ -151,7 +151,7 @@ class TestTimers:
         await store.ingest(batch((alert(instance="a"), [target()])), T0)
         (timer,) = await store.claim_due(T0, 10, 60)
         await store.ingest(batch((alert(instance="b"), [target()])), T0 + 1)
-        await store.finish_timer(timer, T0 + 2, outcome="sent", entry={}, digest="d",
+        await store.finish_timer(timer, T0 + 2, kind="notification.sent", entry={}, digest="d",
                                  next_due=T0 + 3600, dirty_due=T0 + 302)
         (again,) = await store.claim_due(T0 + 302, 10, 60)
         assert again.id == timer.id

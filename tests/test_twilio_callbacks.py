@@ -16,7 +16,6 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
 
 from pagerd.notifiers.base import Page, PageItem
 from pagerd.notifiers.twilio_sms import TwilioSMS
@@ -31,6 +30,8 @@ from pagerd.receivers.twilio import (
     twiml_message,
     validate,
 )
+
+from fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
 
 PHONE = "+14155550100"
 PAGE = Page("ann", PHONE, (PageItem(42, "SEV1", "Disk full", owner="dba", reply_code="4"),),

@@ -8,7 +8,6 @@ import time
 
 import aiohttp
 import pytest
-from fake_twilio import Failure, FakeTwilio, fake_twilio
 from hypothesis import given
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -25,6 +24,7 @@ from pagerd.notifiers.twilio_sms import (
 )
 
 from conftest import FIXTURES
+from fake_twilio import Failure, FakeTwilio, fake_twilio
 
 PHONE = "+14155550100"
 FROM = "+15005550006"

@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 
 import aiohttp
 import pytest
-from fake_twilio import Failure, FakeTwilio, fake_twilio
 
 from pagerd.notifiers.base import DeliveryError, Page, PageItem
 from pagerd.notifiers.twilio_voice import (
@@ -16,6 +15,8 @@ from pagerd.notifiers.twilio_voice import (
     twiml_after_keypress,
     twiml_for_page,
 )
+
+from fake_twilio import Failure, FakeTwilio, fake_twilio
 
 PHONE = "+14155550100"
 FROM = "+15005550006"
