@@ -19,7 +19,7 @@ from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.receiver_notify import ReceiverNotifications
-from pagerd.daemon.statedir import StateDir
+from pagerd.daemon.statedir import StateDir, feed_secret
 from pagerd.errors import ConfigErrors
 from pagerd.notifiers.base import PageNotifier
 from pagerd.notifiers.webhook import WebhookPager
@@ -64,7 +64,7 @@ class Daemon:
         self.overrides: dict[str, list[Override]] = {}
         self.user_tokens: dict[str, str] = {}
         self.settings_loaded_at = 0.0
-        self._ical_key = b""
+        self._feed_key = ""
         self.admin_token = ""
         self.accepting = False
         self.ready = False
@@ -111,7 +111,7 @@ class Daemon:
             for name, integration in self.settings.integrations.items()
         }
         self.verifiers = _verifiers(self.settings.integrations.values())
-        self._ical_key = self.state.token("ical", None).encode()
+        self._feed_key = self.state.token("ical", None)
 
     async def _build_routing(self) -> None:
         firing = await self.store.firing_alerts()
@@ -190,15 +190,11 @@ class Daemon:
             log.info("override.removed", override=override_id, user=actor)
         return removed
 
-    def ical_secret(self, user: str) -> str:
-        """The secret in a user's iCal feed URLs."""
-        return hmac.new(self._ical_key, f"ical:{user}".encode(), hashlib.sha256).hexdigest()[:32]
-
     def ical_secret_ok(self, user: str, secret: str) -> bool:
         """Whether `secret` opens `user`'s feeds (and the user exists)."""
         if user not in self.settings.oncall.users:
             return False
-        return hmac.compare_digest(self.ical_secret(user), secret)
+        return hmac.compare_digest(feed_secret(self._feed_key, user), secret)
 
     async def act(self, incident_id: int, state: str, actor: str, note: str = "") -> bool:
         """A person acknowledges or resolves an incident: escalation stops at once.

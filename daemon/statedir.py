@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -78,3 +80,8 @@ class StateDir:
         """A token generated earlier, for the CLI; None if there is none."""
         path = self.token_file(name)
         return path.read_text().strip() if path.exists() else None
+
+
+def feed_secret(key: str, user: str) -> str:
+    """The secret in `user`'s iCal feed URLs, derived from the state dir's feed key."""
+    return hmac.new(key.encode(), f"ical:{user}".encode(), hashlib.sha256).hexdigest()[:32]

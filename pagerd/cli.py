@@ -7,12 +7,11 @@ import asyncio
 import json
 import sqlite3
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pagerd import __version__
+from pagerd import __version__, cli_oncall
+from pagerd.cli_client import ApiError, Client, fail
 from pagerd.daemon import logging as daemon_logging
 from pagerd.daemon.core import Options
 from pagerd.daemon.lifecycle import serve
@@ -57,9 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         act = commands.add_parser(action, help=f"{action} an incident (via the daemon)")
         _common(act)
         act.add_argument("incident")
-        act.add_argument("--by", default="cli", help="who is acting (for the audit)")
+        act.add_argument("--by", help="who is acting, with the admin token (for the audit)")
         act.add_argument("--note", default="")
         act.add_argument("--url", help="daemon base URL (default: from the config's listen)")
+    cli_oncall.add_parsers(commands, _common)
     return parser
 
 
@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     # Logs go to stderr, so that stdout stays the command's output (e.g. JSON).
     daemon_logging.configure()
     handlers = {"run": _run, "check": _check, "routes": _routes_test,
-                "incidents": _incidents, "ack": _act, "resolve": _act}
+                "incidents": _incidents, "ack": _act, "resolve": _act,
+                "oncall": _oncall_command, "override": _oncall_command,
+                "ical": _oncall_command}
     return handlers[args.command](args)
 
 
@@ -151,28 +153,23 @@ def _incidents(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace) -> int:
     settings = _settings_or_exit(args.config)
     state = StateDir(args.state_dir or default_state_dir())
-    token = settings.admin_token or state.read_token("admin")
-    if not token:
-        print("no admin token: set PAGERD_ADMIN_TOKEN or run the daemon once", file=sys.stderr)
-        return 1
-    base = args.url or f"http://{settings.listen}"
     incident = args.incident.lstrip("#")
-    request = urllib.request.Request(
-        f"{base}/api/v1/incidents/{incident}/{args.command}",
-        data=json.dumps({"by": args.by, "note": args.note}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        method="POST",
-    )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(json.loads(response.read())["state"])
-    except urllib.error.HTTPError as exc:
-        print(f"refused: {exc.code} {exc.read().decode()}", file=sys.stderr)
-        return 1
-    except urllib.error.URLError as exc:
-        print(f"cannot reach pagerd at {base}: {exc.reason}", file=sys.stderr)
-        return 1
+        client = Client.for_cli(settings, state, args.url)
+        answer = client.call("POST", f"/api/v1/incidents/{incident}/{args.command}",
+                             {"by": args.by, "note": args.note})
+    except ApiError as exc:
+        return fail(str(exc))
+    print(answer["state"] if answer["changed"] else f"already {answer['state']}")
     return 0
+
+
+def _oncall_command(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit(args.config)
+    state = StateDir(args.state_dir or default_state_dir())
+    command = {"oncall": cli_oncall.oncall, "override": cli_oncall.override,
+               "ical": cli_oncall.ical}[args.command]
+    return command(args, settings, state)
 
 
 if __name__ == "__main__":
