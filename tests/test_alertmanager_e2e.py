@@ -99,7 +99,11 @@ Launch = Callable[..., Awaitable[Stack]]
 
 
 def am_config(pagerd_url: str, http_config: str) -> str:
-    """Alertmanager's config: everything to pagerd, first flush at once, then every 1s."""
+    """Alertmanager's config: everything to pagerd, first flush at once, then every 1s.
+
+    Alerts named Storm go to a receiver that sends at most 2 alerts per notification
+    (`truncatedAlerts` counts the rest).
+    """
     return f"""
 route:
   receiver: pagerd
@@ -107,11 +111,21 @@ route:
   group_wait: 0s
   group_interval: 1s
   repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="Storm"']
+      receiver: pagerd-truncated
 receivers:
   - name: pagerd
     webhook_configs:
       - url: {pagerd_url}/api/v1/alertmanager
         send_resolved: true
+        http_config:
+{http_config}
+  - name: pagerd-truncated
+    webhook_configs:
+      - url: {pagerd_url}/api/v1/alertmanager
+        send_resolved: true
+        max_alerts: 2
         http_config:
 {http_config}
 """
@@ -269,6 +283,41 @@ class TestThroughAlertmanager:
         await until(refused, 20)
         assert await chain.api_incidents() == []
         assert chain.sink.received == []
+
+
+class TestTruncatedGroups:
+    """Alertmanager's max_alerts: pagerd sees only part of a group, and must not take the
+    part for the whole.
+
+    Alertmanager computes a notification's `status` from the alerts left after truncation
+    (notify/webhook: truncateAlerts, then GetTemplateData), so "resolved" with
+    truncatedAlerts > 0 can come while alerts it cut off still fire.
+    """
+
+    async def test_incident_stays_open_while_truncated_alerts_fire(self, launch: Launch) -> None:
+        chain = await launch()
+        began = datetime.now(UTC) - timedelta(minutes=1)
+        storm = [{"alertname": "Storm", "instance": f"node-{i}"} for i in range(1, 6)]
+        await chain.post_alerts([prom_alert(labels, began) for labels in storm])
+        (page,) = await chain.sink.wait_for(1, 20)
+        assert page["json"]["incident"]["state"] == "triggered"
+        (incident,) = await chain.api_incidents()
+        # Alertmanager sends its first two alerts by label order and counts three more.
+        assert sorted(a["labels"]["instance"] for a in incident["alerts"]) == [
+            "node-1", "node-2"]
+
+        # The two alerts pagerd knows resolve; the three it never saw still fire, and
+        # Alertmanager still holds them as active.
+        over = datetime.now(UTC) - timedelta(seconds=1)
+        await chain.post_alerts([prom_alert(labels, began, over) for labels in storm[:2]])
+        await asyncio.sleep(3)  # three of Alertmanager's 1s flushes
+        active = sorted(a["labels"]["instance"] for a in await chain.am_alerts()
+                        if a["status"]["state"] == "active")
+        assert active == ["node-3", "node-4", "node-5"]
+        (incident,) = await chain.api_incidents()
+        assert incident["state"] != "resolved", (
+            "incident resolved while Alertmanager still fires 3 alerts of its group")
+        assert all(r["json"]["incident"]["state"] != "resolved" for r in chain.sink.received)
 
 
 # Label sets whose fingerprints must agree; empty values are dropped by both sides.
