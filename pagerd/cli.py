@@ -7,10 +7,11 @@ import asyncio
 import json
 import sqlite3
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pagerd import __version__, cli_oncall
+from pagerd import __version__, checks, cli_oncall
 from pagerd.cli_client import ApiError, Client, fail
 from pagerd.daemon import logging as daemon_logging
 from pagerd.daemon.core import Options
@@ -105,6 +106,8 @@ def _check(args: argparse.Namespace) -> int:
         for error in exc.errors:
             print(error, file=sys.stderr)
         return 1
+    for warning in checks.warnings(settings, datetime.now(UTC)):
+        print(f"{warning.position}: warning: {warning.reason}", file=sys.stderr)
     routes = sum(1 for _ in settings.routing.tree.routes())
     print(f"{args.file}: ok ({routes} routes, {len(settings.receivers)} receivers)")
     return 0

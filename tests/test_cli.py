@@ -94,3 +94,29 @@ def test_incidents_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_incidents_on_empty_state_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["incidents", "--json", "--state-dir", str(tmp_path)]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_check_warns_of_routes_paging_nobody_and_coverage_gaps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "pagerd.yml"
+    text = config_text("http://127.0.0.1:1/hook") + """
+users:
+  - name: ann
+schedules:
+  - name: business
+    time_zone: UTC
+    layers:
+      - participants: [ann]
+        shift_length: 1d
+        start: 2026-01-05
+        handoff: "09:00"
+        restrictions:
+          - {days: mon-fri, from: "09:00", to: "17:00"}
+"""
+    file.write_text(text)
+    assert main(["check", str(file)]) == 0  # warnings do not refuse the config
+    err = capsys.readouterr().err
+    assert f"{file}:14: warning: route {{}} opens incidents" in err
+    line = text.splitlines().index("  - name: business") + 1
+    assert f"{file}:{line}: warning: schedule 'business' has nobody on call" in err
