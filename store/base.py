@@ -178,10 +178,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def finish_page(
         self, timer: Timer, now: float, kind: str, entry: dict[str, Any],
-        failover: PageOrder | None = None,
+        failover: PageOrder | None = None, sent: dict[str, Any] | None = None,
+        incidents: tuple[int, ...] = (),
     ) -> None:
         """Record a page's outcome and drop its timer; schedule `failover` (the person's
-        next contact method) in the same transaction."""
+        next contact method) and log the `sent` page in the same transaction. A bundle
+        names its other `incidents`: their timelines get the entry too."""
 
     @abc.abstractmethod
     async def auto_resolve(self, timer: Timer, now: float) -> bool:
@@ -230,6 +232,47 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def overrides(self, schedule: str | None = None) -> list[dict[str, Any]]:
         """Overrides in force, oldest first (later ones win), with who made them and why."""
+
+    @abc.abstractmethod
+    async def assign_reply_code(self, phone: str, incident_id: int, now: float) -> int:
+        """The reply code an incident has on a phone (assigned once per 24 h)."""
+
+    @abc.abstractmethod
+    async def incident_for_code(self, phone: str, code: int, now: float) -> int | None:
+        """The incident a reply code names on a phone, if still valid."""
+
+    @abc.abstractmethod
+    async def last_page(self, *, user: str | None = None, method: str | None = None,
+                        address: str | None = None) -> dict[str, Any] | None:
+        """The newest page to a person by a method, or to an address."""
+
+    @abc.abstractmethod
+    async def page_by_provider(self, provider_id: str) -> dict[str, Any] | None:
+        """The page a provider's id (e.g. a Twilio message SID) belongs to."""
+
+    @abc.abstractmethod
+    async def set_page_status(self, provider_id: str, status: str) -> bool:
+        """Record a delivery status of a page; False if it already had a final one."""
+
+    @abc.abstractmethod
+    async def set_opt_out(self, phone: str, out: bool, now: float) -> None:
+        """A phone sent STOP (out) or START."""
+
+    @abc.abstractmethod
+    async def opted_out(self) -> set[str]:
+        """Every phone that has opted out of SMS."""
+
+    @abc.abstractmethod
+    async def spend_link(self, nonce: str, expires_at: float, now: float) -> bool:
+        """Use an action link once; False when it was used before."""
+
+    @abc.abstractmethod
+    async def allow_help(self, phone: str, now: float, limit: int, window: float) -> bool:
+        """Whether another help reply may go to a phone now (and count it)."""
+
+    @abc.abstractmethod
+    async def escalate_now(self, incident_id: int, actor: str, now: float) -> bool:
+        """A person asks for the next escalation step at once; False if not escalating."""
 
     @abc.abstractmethod
     async def count_timers(self, kind: str) -> int:

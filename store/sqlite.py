@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from pagerd.store import sqlite_escalation, sqlite_ingest
+from pagerd.store import sqlite_escalation, sqlite_ingest, sqlite_paging
 from pagerd.store.base import (
     EscalationStepRecord,
     IngestBatch,
@@ -156,11 +156,18 @@ class SQLiteStore(Store):
 
     async def finish_page(
         self, timer: Timer, now: float, kind: str, entry: dict[str, Any],
-        failover: PageOrder | None = None,
+        failover: PageOrder | None = None, sent: dict[str, Any] | None = None,
+        incidents: tuple[int, ...] = (),
     ) -> None:
-        await self._write(
-            lambda conn: sqlite_escalation.finish_page(conn, timer, now, kind, entry, failover)
-        )
+        def op(conn: sqlite3.Connection) -> None:
+            sqlite_escalation.finish_page(conn, timer, now, kind, entry, failover)
+            for incident_id in incidents:
+                if incident_id != timer.incident_id:
+                    append(conn, incident_id, now, kind, "pagerd", entry | {"bundle": True})
+            if sent is not None:
+                sqlite_paging.log_page(conn, sent, now)
+
+        await self._write(op)
 
     async def incident(
         self, incident_id: int, *, timeline: bool = True
@@ -212,6 +219,40 @@ class SQLiteStore(Store):
 
     async def overrides(self, schedule: str | None = None) -> list[dict[str, Any]]:
         return await self._read(lambda conn: read_overrides(conn, schedule))
+
+    async def assign_reply_code(self, phone: str, incident_id: int, now: float) -> int:
+        return await self._write(lambda c: sqlite_paging.assign_code(c, phone, incident_id, now))
+
+    async def incident_for_code(self, phone: str, code: int, now: float) -> int | None:
+        return await self._read(lambda c: sqlite_paging.incident_for_code(c, phone, code, now))
+
+    async def last_page(self, *, user: str | None = None, method: str | None = None,
+                        address: str | None = None) -> dict[str, Any] | None:
+        return await self._read(
+            lambda c: sqlite_paging.last_page(c, user=user, method=method, address=address))
+
+    async def page_by_provider(self, provider_id: str) -> dict[str, Any] | None:
+        return await self._read(lambda c: sqlite_paging.page_by_provider(c, provider_id))
+
+    async def set_page_status(self, provider_id: str, status: str) -> bool:
+        return await self._write(lambda c: sqlite_paging.set_page_status(c, provider_id, status))
+
+    async def set_opt_out(self, phone: str, out: bool, now: float) -> None:
+        await self._write(lambda c: sqlite_paging.set_opt_out(c, phone, out, now))
+
+    async def opted_out(self) -> set[str]:
+        return await self._read(sqlite_paging.opted_out)
+
+    async def spend_link(self, nonce: str, expires_at: float, now: float) -> bool:
+        return await self._write(lambda c: sqlite_paging.spend_link(c, nonce, expires_at, now))
+
+    async def allow_help(self, phone: str, now: float, limit: int, window: float) -> bool:
+        return await self._write(
+            lambda c: sqlite_paging.allow_help(c, phone, now, limit, window))
+
+    async def escalate_now(self, incident_id: int, actor: str, now: float) -> bool:
+        return await self._write(
+            lambda c: sqlite_escalation.escalate_now(c, incident_id, actor, now))
 
     async def count_timers(self, kind: str) -> int:
         def op(conn: sqlite3.Connection) -> int:

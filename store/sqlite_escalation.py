@@ -128,3 +128,15 @@ def inform_acknowledger(conn: sqlite3.Connection, incident_id: int, fingerprint:
 def _state(conn: sqlite3.Connection, incident_id: int) -> str | None:
     row = conn.execute("SELECT state FROM incidents WHERE id = ?", (incident_id,)).fetchone()
     return row[0] if row else None
+
+
+def escalate_now(conn: sqlite3.Connection, incident_id: int, actor: str, now: float) -> bool:
+    """Bring the next step of a running escalation forward to now."""
+    changed = conn.execute(
+        "UPDATE timers SET due_at = ? WHERE incident_id = ? AND kind = 'escalate'"
+        " AND claimed_until IS NULL",
+        (now, incident_id),
+    ).rowcount
+    if changed:
+        append(conn, incident_id, now, "escalation.requested", actor, {"by": "person"})
+    return bool(changed)
