@@ -18,11 +18,13 @@ from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.metrics import Metrics
+from pagerd.daemon.pager import Pager
+from pagerd.daemon.paging import build_notifiers, link_signer
 from pagerd.daemon.receiver_notify import ReceiverNotifications
 from pagerd.daemon.statedir import StateDir, feed_secret
 from pagerd.errors import ConfigErrors
-from pagerd.notifiers.base import PageNotifier
-from pagerd.notifiers.webhook import WebhookPager
+from pagerd.links import LinkSigner
+from pagerd.notifiers.base import Page, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
 from pagerd.receivers.entra import EntraVerifier
@@ -65,6 +67,10 @@ class Daemon:
         self.user_tokens: dict[str, str] = {}
         self.settings_loaded_at = 0.0
         self._feed_key = ""
+        self.signer: LinkSigner
+        self.notifiers: dict[str, PageNotifier] = {}
+        # Phones that sent STOP: SMS to them is skipped (the person fails over).
+        self.opted_out: set[str] = set()
         self.admin_token = ""
         self.accepting = False
         self.ready = False
@@ -81,6 +87,7 @@ class Daemon:
             ("load tokens", self._load_tokens),
             ("build routing", self._build_routing),
             ("load overrides", self.load_overrides),
+            ("load opt-outs", self._load_opt_outs),
             ("start dispatcher", self._start_dispatcher),
         ]
         for name, step in steps:
@@ -112,6 +119,10 @@ class Daemon:
         }
         self.verifiers = _verifiers(self.settings.integrations.values())
         self._feed_key = self.state.token("ical", None)
+        self.signer = link_signer(self.settings, self.state, self.clock.time)
+
+    async def _load_opt_outs(self) -> None:
+        self.opted_out = await self.store.opted_out()
 
     async def _build_routing(self) -> None:
         firing = await self.store.firing_alerts()
@@ -128,11 +139,19 @@ class Daemon:
         settings = lambda: self.settings  # noqa: E731 - always the config of the moment
         notifications = ReceiverNotifications(self.store, self.metrics, settings, session,
                                               self.clock)
-        notifiers: dict[str, PageNotifier] = {"webhook": WebhookPager(session)}
-        escalator = Escalator(self.store, self.metrics, settings, self.clock, notifiers,
-                              wake=lambda: self.dispatcher.wake())
+        wake = lambda: self.dispatcher.wake()  # noqa: E731 - the dispatcher comes after
+        escalator = Escalator(self.store, self.metrics, settings, self.clock, wake=wake,
+                              overrides=lambda: self.overrides)
+        self.notifiers = build_notifiers(self.settings, session, self.voice_action_url)
+        pager = Pager(self.store, self.metrics, settings, self.clock, self.notifiers,
+                      signer=lambda: self.signer, wake=wake, opted_out=lambda: self.opted_out)
         return Dispatcher(self.store, self.clock,
-                          {"notify": notifications, **escalator.handlers()})
+                          {"notify": notifications, "page": pager, **escalator.handlers()})
+
+    def voice_action_url(self, page: Page) -> str:
+        """Where Twilio posts the key a callee presses: signed for the page's first incident."""
+        token = self.signer.sign(page.items[0].incident_id, "view", page.user)
+        return f"{self.settings.external_url}/api/v1/twilio/voice/{token}"
 
     async def refresh_gauges(self) -> None:
         """Recount open incidents by severity for /metrics."""

@@ -22,6 +22,7 @@ from pagerd.oncall.directory import OnCall
 from pagerd.routing.config import Routing, parse_routing
 from pagerd.routing.severity import Severities, parse_severities
 from pagerd.secrets import env_name, resolve_secret
+from pagerd.settings_paging import PagingConfig, parse_paging
 from pagerd.yamlsource import Position, YAMLSourceError, load, position
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
@@ -30,7 +31,7 @@ INTEGRATION_TYPES = {"alertmanager", "azure"}
 TOP_LEVEL = {
     "global", "server", "integrations", "severity", "components", "route", "receivers",
     "inhibit_rules", "time_intervals", "mute_time_intervals", "templates",
-    "users", "teams", "schedules", "escalation_policies",
+    "users", "teams", "schedules", "escalation_policies", "paging",
 }
 
 
@@ -105,6 +106,7 @@ class Settings:
     receivers: dict[str, ReceiverConfig]
     routing: Routing
     oncall: OnCall
+    paging: PagingConfig
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -164,6 +166,7 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
     severities = parse_severities(doc.get("severity"), errors, policies)
     components = _components(doc, errors, oncall, policies)
     receivers = _receivers(doc, errors, base_dir)
+    paging = parse_paging(doc.get("paging"), errors, base_dir)
     try:
         routing = parse_routing(
             doc, receivers=set(receivers), owners=set(components),
@@ -178,7 +181,7 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
         file=file, digest=hashlib.sha256(text.encode()).hexdigest()[:16], listen=listen,
         external_url=external_url, admin_token=admin_token, max_body_bytes=max_body,
         integrations=integrations, severities=severities, components=components,
-        receivers=receivers, routing=routing, oncall=oncall, raw=doc,
+        receivers=receivers, routing=routing, oncall=oncall, paging=paging, raw=doc,
     )
 
 

@@ -104,6 +104,10 @@ class PageOrder:
     rule: int = 0
     # Informational (a new alert on an incident the person acknowledged): no escalation.
     info: bool = False
+    # A notice that someone acted ("acknowledged by alice"): sent whatever the state.
+    notice: str | None = None
+    # Methods that already failed for this page (failover order).
+    tried: tuple[str, ...] = ()
 
     @property
     def target(self) -> str:
@@ -112,8 +116,13 @@ class PageOrder:
 
     def payload(self) -> dict[str, Any]:
         """What the page timer carries."""
-        return {"user": self.user, "method": self.method, "rule": self.rule,
-                "step": self.step, "info": self.info}
+        payload: dict[str, Any] = {"user": self.user, "method": self.method,
+                                   "rule": self.rule, "step": self.step, "info": self.info}
+        if self.notice:
+            payload["notice"] = self.notice
+        if self.tried:
+            payload["tried"] = list(self.tried)
+        return payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +241,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def overrides(self, schedule: str | None = None) -> list[dict[str, Any]]:
         """Overrides in force, oldest first (later ones win), with who made them and why."""
+
+    @abc.abstractmethod
+    async def claim_pages(self, user: str, method: str, now: float, *,
+                          exclude: int) -> list[Timer]:
+        """Claim the other pages due now to a person by a method (to bundle them)."""
+
+    @abc.abstractmethod
+    async def schedule_pages(self, incident_id: int, orders: list[PageOrder],
+                             now: float) -> None:
+        """Arm pages for an incident outside an escalation step (notices, failovers)."""
 
     @abc.abstractmethod
     async def assign_reply_code(self, phone: str, incident_id: int, now: float) -> int:

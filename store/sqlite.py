@@ -220,6 +220,26 @@ class SQLiteStore(Store):
     async def overrides(self, schedule: str | None = None) -> list[dict[str, Any]]:
         return await self._read(lambda conn: read_overrides(conn, schedule))
 
+    async def claim_pages(self, user: str, method: str, now: float, *,
+                          exclude: int) -> list[Timer]:
+        return await self._write(lambda c: [
+            _timer(row) for row in c.execute(
+                "UPDATE timers SET claimed_until = ?, attempts = attempts + 1"
+                " WHERE kind = 'page' AND id != ? AND due_at <= ? AND claimed_until IS NULL"
+                " AND json_extract(payload, '$.user') = ?"
+                " AND json_extract(payload, '$.method') = ?"
+                f" RETURNING {_TIMER_COLUMNS}",
+                (now + 120.0, exclude, now, user, method)).fetchall()
+        ])
+
+    async def schedule_pages(self, incident_id: int, orders: list[PageOrder],
+                             now: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            for order in orders:
+                sqlite_escalation.schedule_page(conn, incident_id, order, now)
+
+        await self._write(op)
+
     async def assign_reply_code(self, phone: str, incident_id: int, now: float) -> int:
         return await self._write(lambda c: sqlite_paging.assign_code(c, phone, incident_id, now))
 
@@ -271,21 +291,25 @@ class SQLiteStore(Store):
         return await self._read(op)
 
 
+_TIMER_COLUMNS = ("id, kind, incident_id, target, attempts, generation, last_sent_at,"
+                  " last_digest, due_at, payload")
+
+
+def _timer(row: tuple[Any, ...]) -> Timer:
+    return Timer(id=row[0], kind=row[1], incident_id=row[2], target=row[3], attempts=row[4],
+                 generation=row[5], last_sent_at=row[6], last_digest=row[7], due_at=row[8],
+                 payload=orjson.loads(row[9]))
+
+
 def _claim(conn: sqlite3.Connection, now: float, limit: int, lease: float) -> list[Timer]:
     rows = conn.execute(
         "UPDATE timers SET claimed_until = ?, attempts = attempts + 1 WHERE id IN"
         " (SELECT id FROM timers WHERE due_at <= ?"
         "  AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY due_at LIMIT ?)"
-        " RETURNING id, kind, incident_id, target, attempts, generation, last_sent_at,"
-        " last_digest, due_at, payload",
+        f" RETURNING {_TIMER_COLUMNS}",
         (now + lease, now, now, limit),
     ).fetchall()
-    timers = [
-        Timer(id=row[0], kind=row[1], incident_id=row[2], target=row[3], attempts=row[4],
-              generation=row[5], last_sent_at=row[6], last_digest=row[7], due_at=row[8],
-              payload=orjson.loads(row[9]))
-        for row in rows
-    ]
+    timers = [_timer(row) for row in rows]
     for timer in timers:
         if timer.kind != "notify":
             continue

@@ -15,6 +15,8 @@ from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.metrics import Metrics
+from pagerd.daemon.pager import Pager
+from pagerd.links import LinkSigner
 from pagerd.models import Alert, AlertStatus
 from pagerd.notifiers.base import DeliveryError, Page, Receipt
 from pagerd.settings import Settings, load_settings
@@ -121,8 +123,12 @@ class Engine:
         await self.store.open()
         metrics = Metrics()
         escalator = Escalator(self.store, metrics, lambda: self.settings, self.clock,
-                              self.phones, wake=lambda: None)
-        self.dispatcher = Dispatcher(self.store, self.clock, escalator.handlers())
+                              wake=lambda: None)
+        signer = LinkSigner({"k1": b"0123456789abcdef"}, "k1", clock=self.clock.time)
+        pager = Pager(self.store, metrics, lambda: self.settings, self.clock, self.phones,
+                      signer=lambda: signer, wake=lambda: None)
+        self.dispatcher = Dispatcher(self.store, self.clock,
+                                     {"page": pager, **escalator.handlers()})
         self.intake = Intake(self.store, metrics, self.clock, Router(self.settings))
 
     async def stop(self) -> None:
