@@ -57,13 +57,13 @@ class Api:
             return unauthorized(daemon, name)
         try:
             body = await read_json(request, daemon.settings.max_body_bytes)
-            alerts, group_resolved = self._parse(kind, body, name)
+            alerts, partial = self._parse(kind, body, name)
         except PayloadError as exc:
             daemon.metrics.invalid_payloads.labels(name, exc.field.split("[")[0]).inc()
             log.info("payload.refused", integration=name, field=exc.field, reason=exc.reason)
             return json_response(exc.to_json(), exc.status)
         try:
-            result = await daemon.intake.accept(alerts, name, group_resolved=group_resolved)
+            result = await daemon.intake.accept(alerts, name, partial=partial)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=name, error=str(exc))
             return unavailable(daemon, "store")
@@ -88,9 +88,10 @@ class Api:
         return True
 
     def _parse(self, kind: str, body: Any, name: str) -> tuple[list[Alert], bool]:
+        """The alerts, and whether the source left some of their group out."""
         if kind == "alertmanager":
             notification = parse_notification(body, name)
-            return notification.alerts, notification.group_resolved
+            return notification.alerts, notification.partial
         parsed = parse_azure(body, integration=name)
         if not parsed.known:
             # Kept as a generic alert, never dropped; counted so the gap is visible.

@@ -91,7 +91,7 @@ class Intake:
         self.router = router
 
     async def accept(
-        self, alerts: list[Alert], integration: str, *, group_resolved: bool = False
+        self, alerts: list[Alert], integration: str, *, partial: bool = False
     ) -> IngestResult:
         """Route and store `alerts` in one transaction; returns once it is durable."""
         router = self.router  # one config for the whole batch, even across a reload
@@ -99,7 +99,7 @@ class Intake:
             router.inhibitor.observe(
                 alert.fingerprint, alert.labels, alert.status is AlertStatus.FIRING)
         items = [router.targets(alert, self.metrics, self.clock) for alert in alerts]
-        batch = IngestBatch(items, integration, group_resolved)
+        batch = IngestBatch(items, integration, partial)
         result = await self.store.ingest(batch, self.clock.time())
         for outcome, count in result.outcomes.items():
             self.metrics.alerts_received.labels(integration, outcome).inc(count)

@@ -27,9 +27,9 @@ class Notification:
     external_url: str
 
     @property
-    def group_resolved(self) -> bool:
-        """The whole group resolved while some of its alerts were cut from the payload."""
-        return self.status == "resolved" and self.truncated_alerts > 0
+    def partial(self) -> bool:
+        """Alerts of the group were cut from the payload (max_alerts)."""
+        return self.truncated_alerts > 0
 
 
 def parse_notification(body: Any, integration: str = "alertmanager") -> Notification:

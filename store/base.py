@@ -58,8 +58,11 @@ class IngestBatch:
 
     items: list[IngestItem]
     integration: str
-    # The source says its whole group resolved (Alertmanager with truncatedAlerts > 0).
-    group_resolved: bool = False
+    # The source left alerts of this group out (Alertmanager's truncatedAlerts > 0): an
+    # incident whose known alerts all resolved may still have firing ones, so it stays
+    # open. Alertmanager computes a truncated notification's status from the alerts it
+    # kept, so even "resolved" does not speak for the ones it cut.
+    partial: bool = False
 
 
 @dataclass(slots=True)

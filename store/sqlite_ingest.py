@@ -22,7 +22,6 @@ def _iso(value: Any) -> str | None:
 def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> IngestResult:
     """Apply one intake batch; see the module docstring."""
     result = IngestResult()
-    touched: set[int] = set()
     for item in batch.items:
         outcome = _upsert_alert(conn, item.alert, item.suppressed, now)
         result.count(outcome)
@@ -32,13 +31,9 @@ def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> In
             if not target.opens_incident:
                 continue
             if item.alert.status is AlertStatus.FIRING:
-                touched.add(_join_incident(conn, item.alert, target, now, result))
+                _join_incident(conn, item.alert, target, now, result)
             else:
-                touched.update(_leave_incident(conn, item.alert, target, now, result))
-    if batch.group_resolved:
-        # Alertmanager truncated the group; its resolved notification speaks for all of it.
-        for incident_id in touched:
-            resolve_incident(conn, incident_id, batch.integration, now, result)
+                _leave_incident(conn, item.alert, target, now, result, batch.partial)
     return result
 
 
@@ -164,8 +159,8 @@ def _open_incident(
 
 def _leave_incident(
     conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float,
-    result: IngestResult,
-) -> list[int]:
+    result: IngestResult, partial: bool,
+) -> None:
     rows = conn.execute(
         "SELECT i.id FROM incident_alerts AS m JOIN incidents AS i ON i.id = m.incident_id"
         " WHERE m.fingerprint = ? AND i.key = ? AND i.state != 'resolved'",
@@ -179,11 +174,10 @@ def _leave_incident(
             "SELECT 1 FROM incident_alerts WHERE incident_id = ? AND status = 'firing' LIMIT 1",
             (incident_id,),
         ).fetchone()
-        if still_firing is None:
+        if still_firing is None and not partial:
             resolve_incident(conn, incident_id, alert.integration, now, result)
         elif target.notify:
             schedule_change(conn, incident_id, target.receiver, now, target.group_interval)
-    return [int(incident_id) for (incident_id,) in rows]
 
 
 def resolve_incident(

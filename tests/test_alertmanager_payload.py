@@ -43,7 +43,7 @@ class TestFixtures:
         assert len(firing.alerts) == 3
         assert {a.fingerprint for a in firing.alerts} == {a.fingerprint for a in resolved.alerts}
         assert all(a.status is AlertStatus.RESOLVED for a in resolved.alerts)
-        assert not resolved.group_resolved  # nothing was truncated
+        assert not resolved.partial  # nothing was truncated
 
 
 class TestFingerprint:

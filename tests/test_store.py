@@ -33,8 +33,8 @@ def target(key: str = "route:{}", severity: str = "SEV3", rank: int = 2,
                        group_interval=300, notify=True)
 
 
-def batch(*items: tuple[Alert, list[RouteTarget]], group_resolved: bool = False) -> IngestBatch:
-    return IngestBatch([IngestItem(a, t) for a, t in items], "test", group_resolved)
+def batch(*items: tuple[Alert, list[RouteTarget]], partial: bool = False) -> IngestBatch:
+    return IngestBatch([IngestItem(a, t) for a, t in items], "test", partial)
 
 
 @pytest.fixture
@@ -109,14 +109,15 @@ class TestIncidentLifecycle:
         result = await store.ingest(batch((alert(), [target("r1:{}"), target("r2:{}")])), T0)
         assert len(result.opened) == 2
 
-    async def test_truncated_group_resolution_resolves_incident(self, store: SQLiteStore) -> None:
-        a, b = alert(instance="a"), alert(instance="b")
-        opened = await store.ingest(batch((a, [target()]), (b, [target()])), T0)
-        # Alertmanager cut alert b from the resolved notification (truncatedAlerts=1).
-        done = await store.ingest(
-            batch((alert(status="resolved", instance="a"), [target()]), group_resolved=True),
-            T0 + 60)
-        assert done.resolved == opened.opened
+    async def test_partial_group_keeps_incident_open(self, store: SQLiteStore) -> None:
+        opened = await store.ingest(batch((alert(instance="a"), [target()]), partial=True), T0)
+        # Alertmanager cut other alerts of the group (truncatedAlerts > 0): the one pagerd
+        # knows resolving does not resolve the group.
+        held = await store.ingest(
+            batch((alert(status="resolved", instance="a"), [target()]), partial=True), T0 + 60)
+        assert held.resolved == []
+        incident = await store.incident(opened.opened[0])
+        assert incident is not None and incident["state"] == "triggered"
 
     async def test_person_acknowledges_and_resolves(self, store: SQLiteStore) -> None:
         opened = await store.ingest(batch((alert(), [target()])), T0)
