@@ -49,7 +49,8 @@ def table(rows: list[Row]) -> list[str]:
 
 
 def _others(machine: float, *ours: float) -> float:
-    """Cores busy with anything but the server and the load generator (sink included)."""
+    """Cores busy with anything but the server and the load generator: the sink, the
+    orchestrator, py-spy, and whatever else runs on the machine."""
     return max(0.0, machine - sum(ours))
 
 
@@ -61,7 +62,8 @@ def ingest_detail(batch: int, results: dict[str, IngestResult]) -> list[str]:
             f"  {kind:<12} {r.alerts_per_second:>9,.0f} alerts/s  {r.requests:>7,} requests"
             f" in {r.seconds:.1f} s, {r.failed} failed; request p50 {r.p50_ms:.1f} ms,"
             f" p99 {r.p99_ms:.1f} ms; cores: server {r.server_cores:.2f},"
-            f" wrk {r.client_cores:.2f}, machine {r.machine_cores:.2f}")
+            f" wrk {r.client_cores:.2f},"
+            f" rest of machine {_others(r.machine_cores, r.server_cores, r.client_cores):.2f}")
     return lines
 
 
