@@ -65,8 +65,8 @@ class KeySink:
     """
 
     rng: random.Random
-    # The longest pause before answering, in seconds.
-    pause: float = 0.02
+    # The shortest and longest pause before answering, in seconds.
+    pause: tuple[float, float] = (0.0, 0.02)
     # Set on every delivery, for whoever waits for progress.
     progress: asyncio.Event = field(default_factory=asyncio.Event)
     # How many daemon processes have been started before the current one: the crasher
@@ -89,7 +89,7 @@ class KeySink:
         (alert,) = body["alerts"]
         self.alert_ids[incident["id"]] = alert["labels"]["id"]
         self.progress.set()
-        await asyncio.sleep(self.rng.uniform(0.0, self.pause))
+        await asyncio.sleep(self.rng.uniform(*self.pause))
         return web.Response(text="ok")
 
     @property
@@ -175,6 +175,9 @@ async def interrupter(daemon: Managed, sink: KeySink, run: Run, rng: random.Rand
             await reach(run.progress, lambda: len(run.acked), threshold)
         else:
             await reach(sink.progress, lambda: sink.notified, threshold)
+        if kind == "term":
+            # Just after the next delivery arrives: sends are in flight at the sink.
+            await reach(sink.progress, lambda: sink.notified, sink.notified + 1)
         await asyncio.sleep(rng.uniform(0.0, 0.03))
         moment = f"{what}>={threshold} (acked={len(run.acked)}, notified={sink.notified})"
         if kind == "kill":
@@ -232,10 +235,10 @@ class Storm:
 
 
 async def storm(tmp_path: Path, alerts: int, kind: str, interruptions: int,
-                pause: float = 0.02) -> Storm:
+                pause: tuple[float, float] = (0.0, 0.02)) -> Storm:
     """`alerts` alerts from SENDERS senders into a daemon interrupted `interruptions` times,
-    notifying a sink that answers within `pause` seconds; returns once every incident was
-    notified (or 45 s passed) and the daemon stopped."""
+    notifying a sink that answers after `pause` (min, max) seconds; returns once every
+    incident was notified (or 45 s passed) and the daemon stopped."""
     seed = int(os.environ.get("PAGERD_CRASH_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
     run = Run(seed)
@@ -359,8 +362,9 @@ async def test_sigterm_under_load_drains_loses_nothing_and_repeats_nothing(
 ) -> None:
     """A graceful restart is no crash: intake refuses with 503 (retried), sends in flight
     finish and are recorded, so no notification goes out twice."""
-    alerts = 1000
-    result = await storm(tmp_path, alerts, "term", 3)
+    alerts = 800
+    # A slow receiver: SIGTERM comes while sends are in flight, waiting for its answers.
+    result = await storm(tmp_path, alerts, "term", 4, pause=(0.1, 0.3))
     check_nothing_lost(result, alerts)
     repeated = {key: n for key, n in result.sink.keys.items() if n > 1}
     assert not repeated, f"{result.run}: repeated after SIGTERM: {list(repeated.items())[:10]}"
