@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pagerd.daemon import api_oncall
+from pagerd.daemon import api_links, api_oncall, api_twilio
 from pagerd.daemon.core import Daemon
 from pagerd.daemon.responses import json_response, read_json, unauthorized, unavailable
 from pagerd.errors import ConfigErrors
@@ -163,7 +163,8 @@ class Api:
         incident_id = _incident_id(request)
         if incident_id is None:
             return json_response({"error": "must be an integer", "field": "id"}, 400)
-        state = {"ack": "acknowledged", "resolve": "resolved"}[request.match_info["action"]]
+        state = {"ack": "acknowledged", "resolve": "resolved",
+                 "escalate": "escalate"}[request.match_info["action"]]
         try:
             body = await read_json(request, 65536) if request.can_read_body else {}
             if not isinstance(body, dict):
@@ -182,6 +183,27 @@ class Api:
         return json_response({"status": "success", "changed": changed, "state": state})
 
 
+    async def test_page(self, request: web.Request) -> web.Response:
+        """POST /api/v1/users/{name}/test-page {"method": ...}: does a page reach them?"""
+        daemon = self.daemon
+        if self.actor(request) is None:
+            return unauthorized(daemon, "test-page")
+        name = request.match_info["name"]
+        user = daemon.settings.oncall.users.get(name)
+        if user is None:
+            return json_response({"error": f"unknown user {name!r}", "field": "name"}, 404)
+        try:
+            body = await read_json(request, 4096) if request.can_read_body else {}
+        except PayloadError as exc:
+            return json_response(exc.to_json(), exc.status)
+        method = body.get("method") if isinstance(body, dict) else None
+        try:
+            result = await daemon.test_page(user, method)
+        except ValueError as exc:
+            return json_response({"error": str(exc), "field": "method"}, 400)
+        return json_response(result, 200 if result["delivered"] else 502)
+
+
 def _incident_id(request: web.Request) -> int | None:
     raw = request.match_info["id"].lstrip("#")
     return int(raw) if raw.isdigit() else None
@@ -196,10 +218,13 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/{kind:alertmanager|azure}/{integration}", api.intake)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
-    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve}", api.act)
+    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve|escalate}", api.act)
     app.router.add_get("/-/healthy", api.healthy)
     app.router.add_get("/-/ready", api.ready)
     app.router.add_post("/-/reload", api.reload)
     app.router.add_get("/metrics", api.metrics)
+    app.router.add_post("/api/v1/users/{name}/test-page", api.test_page)
     api_oncall.add_routes(app, daemon)
+    api_twilio.add_routes(app, daemon)
+    api_links.add_routes(app, daemon)
     return app

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import structlog
@@ -18,18 +19,19 @@ from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.metrics import Metrics
-from pagerd.daemon.pager import Pager
-from pagerd.daemon.paging import build_notifiers, link_signer
+from pagerd.daemon.pager import Pager, next_method, rules_of
+from pagerd.daemon.paging import build_notifiers, link_keys, link_signer
 from pagerd.daemon.receiver_notify import ReceiverNotifications
 from pagerd.daemon.statedir import StateDir, feed_secret
 from pagerd.errors import ConfigErrors
 from pagerd.links import LinkSigner
-from pagerd.notifiers.base import Page, PageNotifier
+from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
+from pagerd.oncall.users import ContactMethod, User
 from pagerd.receivers.entra import EntraVerifier
 from pagerd.settings import Integration, Settings, load_settings, locate
-from pagerd.store.base import Store
+from pagerd.store.base import PageOrder, Store
 from pagerd.store.sqlite import SQLiteStore
 
 log = structlog.get_logger("pagerd.daemon")
@@ -119,7 +121,8 @@ class Daemon:
         }
         self.verifiers = _verifiers(self.settings.integrations.values())
         self._feed_key = self.state.token("ical", None)
-        self.signer = link_signer(self.settings, self.state, self.clock.time)
+        self._link_keys = link_keys(self.settings, self.state)
+        self.signer = link_signer(self._link_keys, self.settings, self.clock.time)
 
     async def _load_opt_outs(self) -> None:
         self.opted_out = await self.store.opted_out()
@@ -215,14 +218,64 @@ class Daemon:
             return False
         return hmac.compare_digest(feed_secret(self._feed_key, user), secret)
 
-    async def act(self, incident_id: int, state: str, actor: str, note: str = "") -> bool:
-        """A person acknowledges or resolves an incident: escalation stops at once.
+    def signer_key(self, kid: str) -> bytes:
+        """An action-link key (also keys the CSRF value of the link's page)."""
+        return self._link_keys[kid]
 
-        False when the incident was already in that state (or past it).
+    def user_by_phone(self, phone: str) -> str | None:
+        """The user whose SMS or voice number this is."""
+        for user in self.settings.oncall.users.values():
+            if phone in (user.contacts.sms, user.contacts.voice):
+                return user.name
+        return None
+
+    async def set_opt_out(self, user: str, phone: str, out: bool) -> None:
+        """STOP or START from a person's phone: SMS to it stops or resumes."""
+        await self.store.set_opt_out(phone, out, self.clock.time())
+        if out:
+            self.opted_out.add(phone)
+        else:
+            self.opted_out.discard(phone)
+        # A person who stopped SMS is paged by their other methods; their team should know.
+        log.warning("sms.opted_out" if out else "sms.opted_in", user=user)
+        self.metrics.sms_opt_outs.set(len(self.opted_out))
+
+    async def delivery_status(self, provider_id: str, status: str,
+                              failure: str | None) -> None:
+        """A provider's word on a page; an undelivered one fails over to the next method."""
+        changed = await self.store.set_page_status(provider_id, status)
+        page = await self.store.page_by_provider(provider_id)
+        if not changed or failure is None or page is None:
+            return
+        user = self.settings.oncall.users.get(page["user"])
+        if user is None:
+            return
+        self.metrics.page_failures.labels(page["method"], failure).inc()
+        order = next_method(user, {"step": "delivery"}, page["method"], self.opted_out)
+        log.warning("page.undelivered", user=user.name, method=page["method"], reason=failure,
+                    failover=order.method if order else None)
+        if order is None:
+            return
+        for incident_id in page["incidents"]:
+            await self.store.schedule_pages(incident_id, [order], self.clock.time())
+        self.dispatcher.wake()
+
+    async def act(self, incident_id: int, state: str, actor: str, note: str = "",
+                  via: str = "api") -> bool:
+        """A person acknowledges, resolves or escalates an incident.
+
+        Acknowledge and resolve stop its escalation at once and tell the others already
+        paged for it; escalate fires the next step now. False when nothing changed.
         """
         incident = await self.store.incident(incident_id, timeline=False)
         if incident is None:
             raise KeyError(incident_id)
+        if state == "escalate":
+            escalated = await self.store.escalate_now(incident_id, actor, self.clock.time())
+            self.dispatcher.wake()
+            log.info("incident.action", incident=incident_id, state=state, user=actor, via=via,
+                     changed=escalated)
+            return escalated
         policy = self.settings.oncall.policies.get(incident["escalation_policy"] or "")
         ack_timeout = policy.ack_timeout.total_seconds() if policy and policy.ack_timeout else None
         now = self.clock.time()
@@ -232,10 +285,49 @@ class Daemon:
             histogram = self.metrics.time_to_ack if state == "acknowledged" else (
                 self.metrics.time_to_resolve)
             histogram.labels(*labels).observe(max(0.0, now - incident["opened_at"]))
+            await self._tell_others(incident_id, state, actor)
             self.dispatcher.wake()
-        log.info("incident.action", incident=incident_id, state=state, user=actor,
+        log.info("incident.action", incident=incident_id, state=state, user=actor, via=via,
                  changed=changed)
         return changed
+
+    async def test_page(self, user: User, method: str | None) -> dict[str, Any]:
+        """Send a test page to a person by one method (default: their first) and say how it
+        went; nothing is stored, no incident is involved."""
+        rules = rules_of(user)
+        method = method or (rules[0].method.value if rules else "")
+        if method not in {m.value for m in ContactMethod}:
+            raise ValueError(f"unknown method {method!r}")
+        address = user.contacts.address(ContactMethod(method))
+        notifier = self.notifiers.get(method)
+        result: dict[str, Any] = {"user": user.name, "method": method, "delivered": False}
+        if notifier is None or not address:
+            return result | {"reason": "method_not_configured" if address else "no_address"}
+        item = PageItem(incident_id=0, severity="TEST",
+                        title="Test page from pagerd: no action needed")
+        page = Page(user=user.name, address=address, items=(item,),
+                    idempotency_key=f"pagerd-test-{user.name}-{self.clock.time():.0f}")
+        try:
+            receipt = await notifier.send_page(page)
+        except DeliveryError as exc:
+            log.warning("test_page.failed", user=user.name, method=method, reason=exc.reason)
+            return result | {"reason": exc.reason}
+        log.info("test_page.sent", user=user.name, method=method)
+        return result | {"delivered": True, "provider_id": receipt.provider_id}
+
+    async def _tell_others(self, incident_id: int, state: str, actor: str) -> None:
+        """Everyone already paged for the incident hears who acted (if configured)."""
+        if not self.settings.paging.notify_others:
+            return
+        who = actor.partition(":")[2] or actor
+        orders = [
+            PageOrder(user=user, method=method, delay=0.0, step=f"notice:{state}",
+                      notice=f"{state.capitalize()} by {who}")
+            for user, method in await self.store.paged_for(incident_id)
+            if user != who
+        ]
+        if orders:
+            await self.store.schedule_pages(incident_id, orders, self.clock.time())
 
     async def reload(self) -> None:
         """Swap in the config on disk atomically; a bad one is refused and the old one runs.

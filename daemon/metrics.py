@@ -74,6 +74,12 @@ class Metrics:
         self.page_failures = Counter(
             "pagerd_page_failures_total", "Failed page attempts, by method and reason.",
             ["method", "reason"], registry=r)
+        self.link_refusals = Counter(
+            "pagerd_link_refusals_total", "Action links refused, by reason (forged, expired, "
+            "used, csrf).", ["reason"], registry=r)
+        self.sms_opt_outs = Gauge(
+            "pagerd_sms_opted_out_phones", "Phones that sent STOP: their people are "
+            "unreachable by SMS.", registry=r)
         self.time_to_ack = Histogram(
             "pagerd_time_to_acknowledge_seconds", "From an incident opening to its first "
             "acknowledgement.", ["severity", "owner"], registry=r,

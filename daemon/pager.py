@@ -7,6 +7,7 @@ as one message. A permanent failure moves to the person's next contact method at
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -55,9 +56,32 @@ class Pager:
         self._signer = signer
         self._wake = wake
         self._opted_out = opted_out
+        # Pages the dispatcher claimed together, by (user, method): the first handler to
+        # run takes the others into its bundle.
+        self._arrived: dict[tuple[str, str], list[Timer]] = {}
+        self._taken: set[int] = set()
 
     async def __call__(self, timer: Timer) -> None:
-        """Send one page, unless the incident no longer needs it."""
+        """Send one page (with any others due to the same person), unless not needed."""
+        key = (str(timer.payload.get("user")), str(timer.payload.get("method")))
+        self._arrived.setdefault(key, []).append(timer)
+        await asyncio.sleep(0)  # let the handlers of timers claimed with this one arrive
+        if timer.id in self._taken:
+            self._taken.discard(timer.id)
+            return  # another handler sent it in its bundle
+        arrived = [t for t in self._arrived.pop(key, []) if t.id != timer.id]
+        self._taken.update(t.id for t in arrived)
+        try:
+            await self._page(timer, arrived)
+        except BaseException:
+            # Those taken along go again on their own; their claims were never finished.
+            for other in arrived:
+                self._taken.discard(other.id)
+                await self._store.retry_timer(other, self._clock.time(), self._clock.time(),
+                                              {"reason": "bundle_failed"}, "page.retry")
+            raise
+
+    async def _page(self, timer: Timer, arrived: list[Timer]) -> None:
         now = self._clock.time()
         order = timer.payload
         incident = await self._store.incident(timer.incident_id, timeline=False)
@@ -79,11 +103,22 @@ class Pager:
         reason = ("method_not_configured" if notifier is None else "no_address"
                   if not address else "opted_out" if address in self._opted_out() else None)
         if reason or notifier is None or address is None:
+            await self._release(arrived, now)
             await self._fail(timer, user, method, order, entry | {"reason": reason}, now)
             return
         if await self._defer_for_bundle(timer, user.name, method, incident["id"], now):
+            await self._release(arrived, now)
             return
-        await self._send(timer, incident, user, method, address, notifier, order, entry)
+        await self._send(timer, incident, user, method, address, notifier, order, entry,
+                         arrived)
+
+    async def _release(self, timers: list[Timer], now: float) -> None:
+        """Pages taken along that will not ride with this one: each goes on its own."""
+        for other in timers:
+            await self._store.retry_timer(other, now, now, {"reason": "not_bundled"},
+                                          "page.retry")
+        if timers:
+            self._wake()
 
     async def _defer_for_bundle(self, timer: Timer, user: str, method: str, incident_id: int,
                                 now: float) -> bool:
@@ -101,9 +136,9 @@ class Pager:
 
     async def _send(self, timer: Timer, incident: dict[str, Any], user: User, method: str,
                     address: str, notifier: PageNotifier, order: dict[str, Any],
-                    entry: dict[str, Any]) -> None:
+                    entry: dict[str, Any], arrived: list[Timer]) -> None:
         now = self._clock.time()
-        siblings = await self._siblings(timer, user.name, method, now)
+        siblings = await self._siblings(timer, user.name, method, now, arrived)
         incidents = [incident] + [s for s, _ in siblings]
         items = tuple([await self._item(i, user.name, method, address, order) for i in incidents])
         page = Page(user=user.name, address=address, items=items,
@@ -135,11 +170,12 @@ class Pager:
             await self._store.finish_page(sibling, done, "page.bundled",
                                           {"user": user.name, "into": timer.id})
 
-    async def _siblings(self, timer: Timer, user: str, method: str,
-                        now: float) -> list[tuple[dict[str, Any], Timer]]:
+    async def _siblings(self, timer: Timer, user: str, method: str, now: float,
+                        arrived: list[Timer]) -> list[tuple[dict[str, Any], Timer]]:
         """Other pages to this person by this method due now: they ride along."""
         found = []
-        for sibling in await self._store.claim_pages(user, method, now, exclude=timer.id):
+        claimed = await self._store.claim_pages(user, method, now, exclude=timer.id)
+        for sibling in arrived + claimed:
             incident = await self._store.incident(sibling.incident_id, timeline=False)
             if incident is not None and _wanted(incident, sibling.payload):
                 found.append((incident, sibling))

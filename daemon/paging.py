@@ -20,11 +20,16 @@ from pagerd.settings import Settings
 log = structlog.get_logger("pagerd.paging")
 
 
-def link_signer(settings: Settings, state: StateDir, clock: Callable[[], float]) -> LinkSigner:
-    """The signer of action links: configured keys (current first), else a generated one."""
+def link_keys(settings: Settings, state: StateDir) -> dict[str, bytes]:
+    """Action-link keys by id, the current one first: configured, else one generated."""
     keys = settings.paging.link_keys or (("k1", state.token("link-k1", None)),)
-    return LinkSigner({kid: secret.encode() for kid, secret in keys}, keys[0][0],
-                      ttl=int(settings.paging.link_ttl), clock=clock)
+    return {kid: secret.encode() for kid, secret in keys}
+
+
+def link_signer(keys: dict[str, bytes], settings: Settings,
+                clock: Callable[[], float]) -> LinkSigner:
+    """The signer of action links; the first key signs, every key verifies."""
+    return LinkSigner(keys, next(iter(keys)), ttl=int(settings.paging.link_ttl), clock=clock)
 
 
 def build_notifiers(settings: Settings, session: aiohttp.ClientSession,

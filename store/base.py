@@ -256,6 +256,10 @@ class Store(abc.ABC):
         """Arm pages for an incident outside an escalation step (notices, failovers)."""
 
     @abc.abstractmethod
+    async def paged_for(self, incident_id: int) -> list[tuple[str, str]]:
+        """(user, method) of everyone a page about the incident reached, once each."""
+
+    @abc.abstractmethod
     async def assign_reply_code(self, phone: str, incident_id: int, now: float) -> int:
         """The reply code an incident has on a phone (assigned once per 24 h)."""
 

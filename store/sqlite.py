@@ -240,6 +240,16 @@ class SQLiteStore(Store):
 
         await self._write(op)
 
+    async def paged_for(self, incident_id: int) -> list[tuple[str, str]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            rows = conn.execute(
+                "SELECT DISTINCT user, method FROM page_log, json_each(page_log.incidents)"
+                " WHERE json_each.value = ? ORDER BY user, method", (incident_id,),
+            ).fetchall()
+            return [(user, method) for user, method in rows]
+
+        return await self._read(op)
+
     async def assign_reply_code(self, phone: str, incident_id: int, now: float) -> int:
         return await self._write(lambda c: sqlite_paging.assign_code(c, phone, incident_id, now))
 

@@ -115,7 +115,7 @@ receivers:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    tmp_path: Path, text: str
+    tmp_path: Path, text: str, port: int = 0
 ) -> AsyncIterator[tuple[Daemon, str, aiohttp.ClientSession]]:
     """A daemon started in this event loop on a free port; yields it, its URL, a session."""
     config = tmp_path / "pagerd.yml"
@@ -123,7 +123,8 @@ async def running_daemon(
     daemon = Daemon(Options(config=str(config)), StateDir(tmp_path / "state"))
     await daemon.start()
     try:
-        async with serve_app(build_app(daemon)) as base, aiohttp.ClientSession() as session:
+        async with serve_app(build_app(daemon), port) as base, \
+                aiohttp.ClientSession() as session:
             yield daemon, base, session
     finally:
         await daemon.stop(2.0)
