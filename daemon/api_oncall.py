@@ -37,8 +37,11 @@ def parse_at(value: str | None, now: datetime) -> datetime:
 
 
 def who_is_on_call(oncall: OnCall, overrides: dict[str, list[Any]], at: datetime,
-                   only: str | None = None) -> list[dict[str, Any]]:
-    """Per schedule: who is on call at `at`, since and until when."""
+                   only: str | None = None,
+                   opted_out: set[str] | None = None) -> list[dict[str, Any]]:
+    """Per schedule: who is on call at `at`, since and until when, and by which methods
+    they cannot be reached (a phone that sent STOP)."""
+    opted_out = opted_out or set()
     found = []
     for name, schedule in sorted(oncall.schedules.items()):
         if only and name != only:
@@ -48,11 +51,20 @@ def who_is_on_call(oncall: OnCall, overrides: dict[str, list[Any]], at: datetime
             "schedule": name,
             "at": at.isoformat(),
             "on_call": [
-                {"user": s.user, "since": s.start.isoformat(), "until": s.end.isoformat()}
+                {"user": s.user, "since": s.start.isoformat(), "until": s.end.isoformat(),
+                 "unreachable": unreachable(oncall, s.user, opted_out)}
                 for s in shifts
             ],
         })
     return found
+
+
+def unreachable(oncall: OnCall, user: str, opted_out: set[str]) -> list[str]:
+    """The person's methods that cannot reach them now (SMS to a phone that sent STOP)."""
+    person = oncall.users.get(user)
+    if person is None or person.contacts.sms not in opted_out:
+        return []
+    return ["sms"]
 
 
 class OncallApi:
@@ -77,7 +89,8 @@ class OncallApi:
             at = parse_at(request.query.get("at"), self.daemon.clock.now())
         except PayloadError as exc:
             return json_response(exc.to_json(), exc.status)
-        return json_response(who_is_on_call(oncall, self.daemon.overrides, at, schedule))
+        return json_response(who_is_on_call(oncall, self.daemon.overrides, at, schedule,
+                                            self.daemon.opted_out))
 
     async def list_overrides(self, request: web.Request) -> web.Response:
         """GET /api/v1/overrides[?schedule=NAME]."""

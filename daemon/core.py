@@ -239,6 +239,19 @@ class Daemon:
         # A person who stopped SMS is paged by their other methods; their team should know.
         log.warning("sms.opted_out" if out else "sms.opted_in", user=user)
         self.metrics.sms_opt_outs.set(len(self.opted_out))
+        if out:
+            await self._tell_team(user, f"{user} stopped SMS from pagerd: unreachable by SMS "
+                                        "until they text START")
+
+    async def _tell_team(self, user: str, text: str) -> None:
+        """A notice to the other members of the person's teams, by their first method."""
+        teams = [t for t in self.settings.oncall.teams.values() if user in t.members]
+        for member in sorted({m for t in teams for m in t.members} - {user}):
+            person = self.settings.oncall.users.get(member)
+            if person is not None:
+                result = await self.test_page(person, None, title=text)
+                log.info("team.notified", user=member, about=user,
+                         delivered=result["delivered"])
 
     async def delivery_status(self, provider_id: str, status: str,
                               failure: str | None) -> None:
@@ -291,9 +304,11 @@ class Daemon:
                  changed=changed)
         return changed
 
-    async def test_page(self, user: User, method: str | None) -> dict[str, Any]:
-        """Send a test page to a person by one method (default: their first) and say how it
-        went; nothing is stored, no incident is involved."""
+    async def test_page(self, user: User, method: str | None,
+                        title: str = "Test page from pagerd: no action needed"
+                        ) -> dict[str, Any]:
+        """Send a page that is about no incident (a test, a notice) to a person by one
+        method (default: their first) and say how it went; nothing is stored."""
         rules = rules_of(user)
         method = method or (rules[0].method.value if rules else "")
         if method not in {m.value for m in ContactMethod}:
@@ -303,8 +318,7 @@ class Daemon:
         result: dict[str, Any] = {"user": user.name, "method": method, "delivered": False}
         if notifier is None or not address:
             return result | {"reason": "method_not_configured" if address else "no_address"}
-        item = PageItem(incident_id=0, severity="TEST",
-                        title="Test page from pagerd: no action needed")
+        item = PageItem(incident_id=0, severity="INFO", title=title)
         page = Page(user=user.name, address=address, items=(item,),
                     idempotency_key=f"pagerd-test-{user.name}-{self.clock.time():.0f}")
         try:

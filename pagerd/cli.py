@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         act.add_argument("--by", help="who is acting, with the admin token (for the audit)")
         act.add_argument("--note", default="")
         act.add_argument("--url", help="daemon base URL (default: from the config's listen)")
+    test_page = commands.add_parser("test-page", help="check that pages reach a person")
+    _common(test_page)
+    test_page.add_argument("user")
+    test_page.add_argument("--method", choices=["sms", "voice", "email", "webhook"])
+    test_page.add_argument("--url", help="daemon base URL")
     cli_oncall.add_parsers(commands, _common)
     return parser
 
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": _run, "check": _check, "routes": _routes_test,
                 "incidents": _incidents, "ack": _act, "resolve": _act,
                 "oncall": _oncall_command, "override": _oncall_command,
-                "ical": _oncall_command}
+                "ical": _oncall_command, "test-page": _test_page}
     return handlers[args.command](args)
 
 
@@ -164,6 +169,19 @@ def _act(args: argparse.Namespace) -> int:
     except ApiError as exc:
         return fail(str(exc))
     print(answer["state"] if answer["changed"] else f"already {answer['state']}")
+    return 0
+
+
+def _test_page(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit(args.config)
+    state = StateDir(args.state_dir or default_state_dir())
+    body = {"method": args.method} if args.method else {}
+    try:
+        client = Client.for_cli(settings, state, args.url)
+        result = client.call("POST", f"/api/v1/users/{args.user}/test-page", body)
+    except ApiError as exc:
+        return fail(str(exc))
+    print(f"test page to {result['user']} by {result['method']}: delivered")
     return 0
 
 

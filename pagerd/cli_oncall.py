@@ -14,6 +14,7 @@ from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override, OverrideError
 from pagerd.receivers.errors import PayloadError
 from pagerd.settings import Settings
+from pagerd.store import sqlite_paging
 from pagerd.store.sqlite import connect, read_overrides
 
 
@@ -70,15 +71,26 @@ def oncall(args: argparse.Namespace, settings: Settings, state: StateDir) -> int
         return fail(f"--at: {exc.reason}")
     if args.schedule and args.schedule not in settings.oncall.schedules:
         return fail(f"unknown schedule {args.schedule!r}")
+    opted_out = opted_out_phones(state)
     found = who_is_on_call(settings.oncall, _stored_overrides(settings, state), at,
-                           args.schedule)
+                           args.schedule, opted_out)
     if args.json:
         print(json.dumps(found, indent=2))
         return 0
     for entry in found:
-        people = ", ".join(f"{o['user']} until {o['until']}" for o in entry["on_call"])
+        people = ", ".join(
+            f"{o['user']} until {o['until']}"
+            + (f" (unreachable by {', '.join(o['unreachable'])})" if o["unreachable"] else "")
+            for o in entry["on_call"])
         print(f"{entry['schedule']}: {people or 'nobody'}")
     return 0
+
+
+def opted_out_phones(state: StateDir) -> set[str]:
+    """Phones that sent STOP, read from the store."""
+    if not state.database.exists():
+        return set()
+    return sqlite_paging.opted_out(connect(state.database, readonly=True))
 
 
 def _stored_overrides(settings: Settings, state: StateDir) -> dict[str, list[Override]]:

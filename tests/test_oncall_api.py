@@ -79,7 +79,8 @@ async def test_override_changes_who_is_on_call(tmp_path: Path) -> None:
         assert status == 201
         _, found = await get(session, f"{base}/api/v1/oncall?schedule=primary&at={AT}")
         assert found[0]["on_call"] == [{"user": "bob", "since": "2026-03-03T10:00:00+00:00",
-                                        "until": "2026-03-03T18:00:00+00:00"}]
+                                        "until": "2026-03-03T18:00:00+00:00",
+                                        "unreachable": []}]
         (row,) = (await get(session, f"{base}/api/v1/overrides"))[1]
         assert row["created_by"] == "api:carol" and row["reason"] == "alice at the dentist"
 

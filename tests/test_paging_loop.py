@@ -4,6 +4,7 @@ delivery failures failing over, signed links, test pages."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from pagerd.cli import main
+from pagerd.daemon.api_oncall import unreachable
 from pagerd.daemon.core import Daemon
 
 from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio, fake_twilio
@@ -41,6 +44,9 @@ users:
     contacts: {{sms: "{ALICE}", webhook: "http://127.0.0.1:9/alice"}}
   - name: bob
     contacts: {{sms: "{BOB}"}}
+teams:
+  - name: ops
+    members: [alice, bob]
 escalation_policies:
   - name: frontline
     steps:
@@ -185,8 +191,15 @@ async def test_stop_fails_over_and_start_restores(tmp_path: Path) -> None:
 
         await eventually(failed_over)
         assert texts_to(twilio, ALICE) == []
+        async with session.get(f"{base}/api/v1/oncall",
+                               headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+            assert response.status == 200
+        assert unreachable(daemon.settings.oncall, "alice", daemon.opted_out) == ["sms"]
+        # bob shares a team with alice: he hears she is unreachable by SMS.
+        assert any("alice stopped SMS" in text for text in texts_to(twilio, BOB))
         await twilio.send_sms(f"{base}/api/v1/twilio/sms", from_=ALICE, body="START")
         assert ALICE not in daemon.opted_out
+        assert unreachable(daemon.settings.oncall, "alice", daemon.opted_out) == []
 
 
 async def test_undelivered_text_fails_over(tmp_path: Path) -> None:
@@ -233,6 +246,11 @@ async def test_signed_link_get_changes_nothing_post_acts_once(tmp_path: Path) ->
 
 async def test_test_page(tmp_path: Path) -> None:
     async with chain(tmp_path) as (_, base, session, twilio):
+        common = ["--config", str(tmp_path / "pagerd.yml"), "--state-dir",
+                  str(tmp_path / "state"), "--url", base]
+        assert await asyncio.to_thread(main, ["test-page", "alice", "--method", "sms",
+                                              *common]) == 0
+        assert "Test page" in texts_to(twilio, ALICE)[0]
         async with session.post(f"{base}/api/v1/users/bob/test-page", json={"method": "sms"},
                                 headers={"Authorization": f"Bearer {ADMIN}"}) as response:
             assert response.status == 200
