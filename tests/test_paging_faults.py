@@ -9,13 +9,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from engine import T0, Engine, Phone
-from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, Failure, FakeTwilio, fake_twilio
 
 from pagerd.clock import FakeClock
 from pagerd.notifiers.base import PageNotifier
 from pagerd.notifiers.twilio_sms import TwilioSMS
 from pagerd.settings import load_settings
+
+from engine import T0, Engine, Phone
+from fake_twilio import ACCOUNT_SID, AUTH_TOKEN, Failure, FakeTwilio, fake_twilio
 
 ALICE = "+15550002001"
 
