@@ -19,13 +19,28 @@ import structlog
 from pagerd.clock import Clock
 from pagerd.daemon.dispatcher import backoff
 from pagerd.daemon.metrics import Metrics
-from pagerd.notifiers.base import Delivery, DeliveryError
+from pagerd.notifiers.base import Delivery, DeliveryError, Page, PageItem, PageNotifier
+from pagerd.notifiers.chat import SlackWebhook, TeamsWebhook
 from pagerd.notifiers.webhook import WebhookNotifier
 from pagerd.routing.tree import DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL
-from pagerd.settings import ReceiverConfig, Settings
+from pagerd.settings import ChatConfig, ReceiverConfig, Settings
 from pagerd.store.base import Store, Timer
 
 log = structlog.get_logger("pagerd.notify")
+
+
+def chat_page(delivery: Delivery, settings: Settings, url: str) -> Page:
+    """An incident as a chat message: the page model chat notifiers take."""
+    incident = delivery.incident
+    component = settings.components.get(incident["owner"] or "")
+    state = incident["state"]
+    title = incident["title"] if state == "triggered" else f"[{state}] {incident['title']}"
+    item = PageItem(incident_id=incident["id"], severity=incident["severity"], title=title,
+                    owner=incident["owner"], links={"view": delivery.incident_url},
+                    runbook_url=component.runbook_url if component else "",
+                    contacts=component.contacts if component else ())
+    return Page(user=delivery.receiver, address=url, items=(item,),
+                idempotency_key=delivery.idempotency_key)
 
 
 def digest(incident: dict[str, Any]) -> str:
@@ -60,13 +75,15 @@ class ReceiverNotifications:
 
         now = self._clock.time()
         is_open = incident["state"] != "resolved"
-        hooks = [h for h in receiver.webhooks if is_open or h.send_resolved]
+        destinations = [h.send_resolved for h in receiver.webhooks] + [
+            c.send_resolved for c in receiver.chats]
+        wanted = any(is_open or send_resolved for send_resolved in destinations)
         current = digest(incident)
         next_due = now + repeat if is_open else None
         unchanged = current == timer.last_digest and timer.last_sent_at is not None and (
             now - timer.last_sent_at < repeat
         )
-        if not hooks or unchanged:
+        if not wanted or unchanged:
             if unchanged and is_open and timer.last_sent_at is not None:
                 next_due = timer.last_sent_at + repeat
             await self._finish(timer, None, {}, None, next_due, now + group_interval)
@@ -85,13 +102,16 @@ class ReceiverNotifications:
         )
         is_open = incident["state"] != "resolved"
         hooks = [h for h in receiver.webhooks if is_open or h.send_resolved]
+        chats = [c for c in receiver.chats if is_open or c.send_resolved]
         log_ = log.bind(incident=incident["id"], receiver=receiver.name, attempt=timer.attempts)
         try:
-            await asyncio.gather(*(
-                WebhookNotifier(self._session, hook.url, secret=hook.secret,
-                                timeout=hook.timeout, max_alerts=hook.max_alerts).send(delivery)
-                for hook in hooks
-            ))
+            await asyncio.gather(
+                *(WebhookNotifier(self._session, hook.url, secret=hook.secret,
+                                  timeout=hook.timeout, max_alerts=hook.max_alerts).send(delivery)
+                  for hook in hooks),
+                *(self._chat(chat).send_page(chat_page(delivery, settings, chat.url))
+                  for chat in chats),
+            )
         except DeliveryError as exc:
             self._metrics.notification_failures.labels("webhook", exc.reason).inc()
             await self._failed(timer, exc, log_, next_due)
@@ -105,6 +125,11 @@ class ReceiverNotifications:
                  "state": incident["state"]}
         await self._finish(timer, "notification.sent", entry, current, next_due,
                            now + group_interval)
+
+    def _chat(self, chat: ChatConfig) -> PageNotifier:
+        if chat.kind == "slack":
+            return SlackWebhook(self._session, chat.url)
+        return TeamsWebhook(self._session, chat.url)
 
     async def _failed(
         self, timer: Timer, exc: DeliveryError, log_: Any, next_due: float | None

@@ -78,16 +78,26 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class ChatConfig:
+    """A chat channel's incoming webhook (Slack or Microsoft Teams)."""
+
+    kind: str
+    url: str = field(repr=False)
+    send_resolved: bool = True
+
+
+@dataclass(frozen=True)
 class ReceiverConfig:
     """A named notification destination, as in Alertmanager."""
 
     name: str
     webhooks: tuple[WebhookConfig, ...] = ()
+    chats: tuple[ChatConfig, ...] = ()
 
     @property
     def has_notifier(self) -> bool:
         """False for Alertmanager's "null receiver": alerts are kept, nobody is notified."""
-        return bool(self.webhooks)
+        return bool(self.webhooks or self.chats)
 
 
 @dataclass(frozen=True)
@@ -301,7 +311,8 @@ def _receivers(
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             errors.append(ConfigError(where, "missing name in receiver"))
             continue
-        refuse_unknown(item, {"name", "webhook_configs"}, errors)
+        refuse_unknown(item, {"name", "webhook_configs", "slack_configs", "teams_configs"},
+                       errors)
         name = item["name"]
         if name in found:
             errors.append(ConfigError(where, f'notification config name "{name}" is not unique'))
@@ -310,8 +321,28 @@ def _receivers(
             _webhook(hook, name, errors, base_dir)
             for hook in _list(item, "webhook_configs", errors)
         ]
-        found[name] = ReceiverConfig(name, tuple(h for h in hooks if h is not None))
+        chats = [
+            _chat(chat, kind, name, errors, base_dir)
+            for kind in ("slack", "teams")
+            for chat in _list(item, f"{kind}_configs", errors)
+        ]
+        found[name] = ReceiverConfig(name, tuple(h for h in hooks if h is not None),
+                                     tuple(c for c in chats if c is not None))
     return found
+
+
+def _chat(node: Any, kind: str, receiver: str, errors: list[ConfigError],
+          base_dir: Path) -> ChatConfig | None:
+    if not isinstance(node, dict):
+        errors.append(ConfigError(position(node), f"a {kind} config must be a mapping"))
+        return None
+    refuse_unknown(node, {"url", "url_file", "send_resolved"}, errors)
+    # The URL of an incoming webhook is itself the credential: a secret setting.
+    url = resolve_secret(node, "url", env_name(receiver, kind, "url"), errors, base_dir)
+    if not url or not url.startswith(("http://", "https://")):
+        errors.append(ConfigError(position(node, "url"), "url must be an http(s) URL"))
+        return None
+    return ChatConfig(kind, url, bool(node.get("send_resolved", True)))
 
 
 def _webhook(

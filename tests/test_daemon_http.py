@@ -220,3 +220,26 @@ class TestReload:
             await post(session, base, am_payload(am_alert(alertname="A", instance="2")))
             (incident,) = await incidents(session, base)
             assert len(incident["alerts"]) == 2
+
+
+class TestChat:
+    """A receiver's Slack and Teams channels get the incident as a chat message."""
+
+    async def test_slack_and_teams(self, tmp_path: Path) -> None:
+        async with sink_server() as slack, sink_server() as teams:
+            text = config_text("http://127.0.0.1:9/unused").replace(
+                """  - name: hook
+    webhook_configs:
+      - url: http://127.0.0.1:9/unused
+        secret: webhook-secret-for-tests
+        timeout: 2s""", f"""  - name: hook
+    slack_configs:
+      - url: {slack.url}
+    teams_configs:
+      - url: {teams.url}""")
+            async with running_daemon(tmp_path, text) as (_, base, session):
+                await post(session, base, am_payload(am_alert(alertname="Down")))
+                (message,) = await slack.wait_for(1)
+                assert "Down" in str(message["json"]) or "it broke" in str(message["json"])
+                (card,) = await teams.wait_for(1)
+                assert card["json"]["type"] == "message"
