@@ -22,7 +22,7 @@ from pathlib import Path
 from bench import profiling
 from bench.configs import INGEST_GROUP_BY, LATENCY_GROUP_BY
 from bench.fill import fill
-from bench.servers import Server, machine_busy, pinned, start, start_pagerd
+from bench.servers import ROOT, Server, machine_busy, pinned, start, start_pagerd
 from bench.wrk import IngestResult, run_wrk
 
 KINDS = ("alertmanager", "pagerd")
@@ -135,7 +135,7 @@ def _latency_run(bench: Bench, server: Server, run: str, rate: float, seconds: f
         cmd += ["--token", server.token]
     client_before, server_before = _children_cpu(), server.cpu_seconds()
     machine_before, began = machine_busy(), time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False,
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT,
                           preexec_fn=pinned(bench.client_cpus))
     elapsed = time.perf_counter() - began
     cores = ((server.cpu_seconds() - server_before) / elapsed,

@@ -23,6 +23,7 @@ from bench import phases, report
 from bench.phases import Bench
 from bench.servers import (
     ALERTMANAGER,
+    ROOT,
     free_port,
     http_status,
     machine_busy,
@@ -120,7 +121,7 @@ def header(args: argparse.Namespace, work: Path, pagerd: str) -> list[str]:
 def start_sink(port: int, cpus: set[int] | None) -> subprocess.Popen[bytes]:
     """The webhook sink, in its own process, answering before we go on."""
     sink = subprocess.Popen([sys.executable, "-m", "bench.sink", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, preexec_fn=pinned(cpus))
+                            stdout=subprocess.DEVNULL, cwd=ROOT, preexec_fn=pinned(cpus))
     deadline = time.monotonic() + 15
     while http_status(port, "/stats") != 200:
         if sink.poll() is not None or time.monotonic() > deadline:

@@ -16,6 +16,8 @@ from pathlib import Path
 from bench.configs import TOKEN, alertmanager_config, pagerd_config
 
 ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+# Where `python -m bench.<module>` works from, for the bench's own child processes.
+ROOT = Path(__file__).resolve().parent.parent
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
