@@ -177,7 +177,9 @@ async def interrupter(daemon: Managed, sink: KeySink, run: Run, rng: random.Rand
             await reach(sink.progress, lambda: sink.notified, threshold)
         if kind == "term":
             # Just after the next delivery arrives: sends are in flight at the sink.
-            await reach(sink.progress, lambda: sink.notified, sink.notified + 1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await reach(sink.progress, lambda: sink.notified, sink.notified + 1)
         await asyncio.sleep(rng.uniform(0.0, 0.03))
         moment = f"{what}>={threshold} (acked={len(run.acked)}, notified={sink.notified})"
         if kind == "kill":
