@@ -48,6 +48,7 @@ class Dispatcher:
         self._poll = poll
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -56,6 +57,12 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Claim and run due timers until `stop`."""
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
             claimed = await self._claim()
@@ -81,13 +88,21 @@ class Dispatcher:
         self._in_flight.discard(task)
         self._slots.release()
 
+    def stop_claiming(self) -> None:
+        """Claim nothing more; what is claimed already runs on (see `stop`)."""
+        self._stopping = True
+        self._wake.set()
+
     async def stop(self, grace: float) -> None:
         """Stop claiming; let work in flight finish within `grace` seconds, then cancel it.
 
-        A cancelled send keeps its claim in the store and goes out again after restart.
+        The claim loop is waited for first: timers it claimed just now are started and so
+        waited for too, never left claimed behind a closed store. A send cancelled at the
+        deadline keeps its claim and goes out again after restart: the only repeat.
         """
-        self._stopping = True
-        self._wake.set()
+        self.stop_claiming()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), grace)
         if self._in_flight:
             _, pending = await asyncio.wait(self._in_flight, timeout=grace)
             for task in pending:

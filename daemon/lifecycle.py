@@ -81,6 +81,9 @@ async def _shutdown(daemon: Daemon, runner: web.AppRunner, helpers: list[asyncio
     systemd.notify("STOPPING=1")
     daemon.accepting = False
     daemon.ready = False
+    # No new sends from here: those that fall due now go out after the restart, while
+    # sends already on their way finish (daemon.stop waits for them).
+    daemon.dispatcher.stop_claiming()
     for task in helpers:
         task.cancel()
     await runner.cleanup()

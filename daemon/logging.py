@@ -39,7 +39,9 @@ def configure(level: str | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
-        cache_logger_on_first_use=True,
+        # Not cached: tests capture logs after the CLI configured structlog, and pagerd
+        # logs events, not every request, so the lookup costs nothing that matters.
+        cache_logger_on_first_use=False,
     )
     # aiohttp's access log would print every intake request; keep its warnings only.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
