@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pagerd.daemon import api_links, api_oncall, api_twilio
+from pagerd.daemon import api_links, api_oncall, api_practice, api_twilio
 from pagerd.daemon.core import Daemon
 from pagerd.daemon.responses import json_response, read_json, unauthorized, unavailable
 from pagerd.errors import ConfigErrors
@@ -163,7 +163,7 @@ class Api:
         incident_id = _incident_id(request)
         if incident_id is None:
             return json_response({"error": "must be an integer", "field": "id"}, 400)
-        state = {"ack": "acknowledged", "resolve": "resolved",
+        state = {"ack": "acknowledged", "resolve": "resolved", "mitigate": "mitigated",
                  "escalate": "escalate"}[request.match_info["action"]]
         try:
             body = await read_json(request, 65536) if request.can_read_body else {}
@@ -218,7 +218,7 @@ def build_app(daemon: Daemon) -> web.Application:
     app.router.add_post("/api/v1/{kind:alertmanager|azure}/{integration}", api.intake)
     app.router.add_get("/api/v1/incidents", api.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", api.get_incident)
-    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve|escalate}", api.act)
+    app.router.add_post("/api/v1/incidents/{id}/{action:ack|resolve|mitigate|escalate}", api.act)
     app.router.add_get("/-/healthy", api.healthy)
     app.router.add_get("/-/ready", api.ready)
     app.router.add_post("/-/reload", api.reload)
@@ -227,4 +227,5 @@ def build_app(daemon: Daemon) -> web.Application:
     api_oncall.add_routes(app, daemon)
     api_twilio.add_routes(app, daemon)
     api_links.add_routes(app, daemon)
+    api_practice.add_routes(app, daemon)
     return app

@@ -295,9 +295,10 @@ class Daemon:
         changed = await self.store.set_state(incident_id, state, actor, now, note, ack_timeout)
         if changed:
             labels = (incident["severity"], incident["owner"] or "")
-            histogram = self.metrics.time_to_ack if state == "acknowledged" else (
-                self.metrics.time_to_resolve)
-            histogram.labels(*labels).observe(max(0.0, now - incident["opened_at"]))
+            histogram = {"acknowledged": self.metrics.time_to_ack,
+                         "resolved": self.metrics.time_to_resolve}.get(state)
+            if histogram is not None:
+                histogram.labels(*labels).observe(max(0.0, now - incident["opened_at"]))
             await self._tell_others(incident_id, state, actor)
             self.dispatcher.wake()
         log.info("incident.action", incident=incident_id, state=state, user=actor, via=via,

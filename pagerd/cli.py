@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pagerd import __version__, checks, cli_oncall
+from pagerd import __version__, checks, cli_oncall, cli_practice
 from pagerd.cli_client import ApiError, Client, fail
 from pagerd.daemon import logging as daemon_logging
 from pagerd.daemon.core import Options
@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     test_page.add_argument("--method", choices=["sms", "voice", "email", "webhook"])
     test_page.add_argument("--url", help="daemon base URL")
     cli_oncall.add_parsers(commands, _common)
+    cli_practice.add_parsers(commands, _common)
+    act = commands.add_parser("mitigate", help="service restored, cause still open")
+    _common(act)
+    act.add_argument("incident")
+    act.add_argument("--by")
+    act.add_argument("--note", default="")
+    act.add_argument("--url")
     return parser
 
 
@@ -77,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": _run, "check": _check, "routes": _routes_test,
                 "incidents": _incidents, "ack": _act, "resolve": _act,
                 "oncall": _oncall_command, "override": _oncall_command,
-                "ical": _oncall_command, "test-page": _test_page}
+                "ical": _oncall_command, "test-page": _test_page, "mitigate": _act,
+                **dict.fromkeys(("page", "note", "assign", "review", "action", "report"),
+                                _practice)}
     return handlers[args.command](args)
 
 
@@ -183,6 +192,11 @@ def _test_page(args: argparse.Namespace) -> int:
         return fail(str(exc))
     print(f"test page to {result['user']} by {result['method']}: delivered")
     return 0
+
+
+def _practice(args: argparse.Namespace) -> int:
+    settings = _settings_or_exit(args.config)
+    return cli_practice.run(args, settings, StateDir(args.state_dir or default_state_dir()))
 
 
 def _oncall_command(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from pagerd.yamlsource import Position, YAMLSourceError, load, position
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
 SYSTEM_CONFIG = Path("/etc/pagerd/pagerd.yml")
-INTEGRATION_TYPES = {"alertmanager", "azure"}
+INTEGRATION_TYPES = {"alertmanager", "azure", "pagerduty"}
 TOP_LEVEL = {
     "global", "server", "integrations", "severity", "components", "route", "receivers",
     "inhibit_rules", "time_intervals", "mute_time_intervals", "templates",

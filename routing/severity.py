@@ -44,6 +44,12 @@ class SeverityLevel:
     resolve_target: float
     # The policy for incidents of this level when neither route nor owner names one.
     escalation_policy: str | None = None
+    mitigate_target: float | None = None
+    # How often customers should hear from us while an incident of this level is open.
+    update_every: float | None = None
+    # Whether a communications manager is engaged, and a status page update expected.
+    comms_manager: bool = False
+    status_page: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,8 @@ def _parse_levels(
             errors.append(ConfigError(where, "a level needs a name"))
             continue
         refuse_unknown(item, {"name", "description", "ack_target", "resolve_target",
-                              "escalation_policy"}, errors)
+                              "mitigate_target", "update_every", "comms_manager",
+                              "status_page", "escalation_policy"}, errors)
         policy = item.get("escalation_policy")
         if policy is not None and policy not in policies:
             errors.append(ConfigError(position(item, "escalation_policy"),
@@ -137,9 +144,17 @@ def _parse_levels(
             except ValueError as exc:
                 errors.append(ConfigError(position(item, key), str(exc)))
                 targets[key] = 0.0
+        optional = {}
+        for key in ("mitigate_target", "update_every"):
+            try:
+                optional[key] = parse_duration(item[key]) if key in item else None
+            except ValueError as exc:
+                errors.append(ConfigError(position(item, key), str(exc)))
         levels.append(SeverityLevel(
             item["name"], len(levels), str(item.get("description", "")),
             targets["ack_target"], targets["resolve_target"], policy,
+            optional.get("mitigate_target"), optional.get("update_every"),
+            bool(item.get("comms_manager", False)), bool(item.get("status_page", False)),
         ))
     return levels
 

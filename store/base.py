@@ -40,6 +40,8 @@ class RouteTarget:
     # For stateless alerts (their source never resolves them): resolve the incident this
     # long after its last alert, if the route asks for it.
     auto_resolve_after: float | None = None
+    # What a person reported when opening the incident (impact, reporter, support case).
+    details: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -299,6 +301,48 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def escalate_now(self, incident_id: int, actor: str, now: float) -> bool:
         """A person asks for the next escalation step at once; False if not escalating."""
+
+    @abc.abstractmethod
+    async def assign(self, incident_id: int, role: str, user: str, actor: str,
+                     now: float) -> bool:
+        """Make a person the incident's lead or communications manager."""
+
+    @abc.abstractmethod
+    async def set_severity(self, incident_id: int, severity: str, rank: int, actor: str,
+                           now: float, reason: str) -> bool:
+        """A person raises or lowers an incident's level (recorded; the level stays)."""
+
+    @abc.abstractmethod
+    async def add_change(self, component: str | None, summary: str, source: str, at: float,
+                         data: dict[str, Any]) -> int:
+        """Record a change (a deploy) to a component."""
+
+    @abc.abstractmethod
+    async def recent_changes(self, component: str | None, since: float,
+                             until: float) -> list[dict[str, Any]]:
+        """Changes to a component in a window, newest first."""
+
+    @abc.abstractmethod
+    async def add_action(self, incident_id: int, owner: str, due: float, text: str,
+                         actor: str, now: float) -> int:
+        """A remediation action, reminded when overdue."""
+
+    @abc.abstractmethod
+    async def close_action(self, action_id: int, actor: str, now: float) -> bool:
+        """Close a remediation action."""
+
+    @abc.abstractmethod
+    async def actions(self, incident_id: int | None = None,
+                      open_only: bool = False) -> list[dict[str, Any]]:
+        """Remediation actions by due date."""
+
+    @abc.abstractmethod
+    async def alert_labels(self, fingerprint: str) -> dict[str, str] | None:
+        """A stored alert's labels (to resolve it by identity alone)."""
+
+    @abc.abstractmethod
+    async def open_incidents_with(self, fingerprint: str) -> list[int]:
+        """The open incidents an alert belongs to."""
 
     @abc.abstractmethod
     async def count_timers(self, kind: str) -> int:

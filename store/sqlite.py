@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from pagerd.store import sqlite_escalation, sqlite_ingest, sqlite_paging
+from pagerd.store import sqlite_escalation, sqlite_ingest, sqlite_paging, sqlite_practice
 from pagerd.store.base import (
     EscalationStepRecord,
     IngestBatch,
@@ -284,6 +284,57 @@ class SQLiteStore(Store):
         return await self._write(
             lambda c: sqlite_escalation.escalate_now(c, incident_id, actor, now))
 
+    async def assign(self, incident_id: int, role: str, user: str, actor: str,
+                     now: float) -> bool:
+        return await self._write(
+            lambda c: sqlite_practice.assign(c, incident_id, role, user, actor, now))
+
+    async def set_severity(self, incident_id: int, severity: str, rank: int, actor: str,
+                           now: float, reason: str) -> bool:
+        return await self._write(lambda c: sqlite_practice.set_severity(
+            c, incident_id, severity, rank, actor, now, reason))
+
+    async def add_change(self, component: str | None, summary: str, source: str, at: float,
+                         data: dict[str, Any]) -> int:
+        return await self._write(
+            lambda c: sqlite_practice.add_change(c, component, summary, source, at, data))
+
+    async def recent_changes(self, component: str | None, since: float,
+                             until: float) -> list[dict[str, Any]]:
+        return await self._read(
+            lambda c: sqlite_practice.recent_changes(c, component, since, until))
+
+    async def add_action(self, incident_id: int, owner: str, due: float, text: str,
+                         actor: str, now: float) -> int:
+        return await self._write(lambda c: sqlite_practice.add_action(
+            c, incident_id, owner, due, text, actor, now))
+
+    async def close_action(self, action_id: int, actor: str, now: float) -> bool:
+        return await self._write(
+            lambda c: sqlite_practice.close_action(c, action_id, actor, now))
+
+    async def actions(self, incident_id: int | None = None,
+                      open_only: bool = False) -> list[dict[str, Any]]:
+        return await self._read(lambda c: sqlite_practice.actions(c, incident_id, open_only))
+
+    async def alert_labels(self, fingerprint: str) -> dict[str, str] | None:
+        def op(conn: sqlite3.Connection) -> dict[str, str] | None:
+            row = conn.execute("SELECT labels FROM alerts WHERE fingerprint = ?",
+                               (fingerprint,)).fetchone()
+            return orjson.loads(row[0]) if row else None
+
+        return await self._read(op)
+
+    async def open_incidents_with(self, fingerprint: str) -> list[int]:
+        def op(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(
+                "SELECT i.id FROM incident_alerts AS m JOIN incidents AS i"
+                " ON i.id = m.incident_id WHERE m.fingerprint = ? AND i.state != 'resolved'",
+                (fingerprint,)).fetchall()
+            return [int(row[0]) for row in rows]
+
+        return await self._read(op)
+
     async def count_timers(self, kind: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
             return int(conn.execute("SELECT COUNT(*) FROM timers WHERE kind = ?",
@@ -364,6 +415,14 @@ def _set_state(
             " acknowledged_by = ?, updated_at = ? WHERE id = ? AND state = 'triggered'",
             (now, actor, now, incident_id),
         ).rowcount
+        if changed:
+            sqlite_practice.take_lead(conn, incident_id, actor, now)
+    elif state == "mitigated":
+        if not sqlite_practice.mitigate(conn, incident_id, actor, now, note):
+            return False
+        sqlite_escalation.after_person(conn, incident_id, state, now, None)
+        touch_timers(conn, incident_id, now)
+        return True
     elif state == "resolved":
         changed = conn.execute(
             "UPDATE incidents SET state = 'resolved', resolved_at = ?, resolved_by = ?,"
@@ -382,7 +441,8 @@ def _set_state(
 
 _INCIDENT_COLUMNS = (
     "id, key, route_id, receiver, group_labels, state, severity, owner, escalation_policy,"
-    " title, opened_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, updated_at"
+    " title, opened_at, acknowledged_at, acknowledged_by, mitigated_at, mitigated_by,"
+    " resolved_at, resolved_by, updated_at, lead, comms, details"
 )
 
 
@@ -392,6 +452,7 @@ def _incident_row(
     names = [name.strip() for name in _INCIDENT_COLUMNS.split(",")]
     incident = dict(zip(names, row, strict=True))
     incident["group_labels"] = orjson.loads(incident["group_labels"])
+    incident["details"] = orjson.loads(incident["details"])
     alerts = conn.execute(
         "SELECT a.fingerprint, m.status, m.severity, a.labels, a.annotations, a.starts_at,"
         " a.ends_at, a.generator_url, a.integration FROM incident_alerts AS m"

@@ -127,12 +127,14 @@ def _open_incident(
     title = alert.annotations.get("summary") or alert.labels.get("alertname", "")
     cursor = conn.execute(
         "INSERT INTO incidents (key, route_id, receiver, group_labels, state, severity,"
-        " severity_rank, owner, escalation_policy, title, opened_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " severity_rank, owner, escalation_policy, title, opened_at, updated_at, details,"
+        " severity_pinned)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             target.key, target.route_id, target.receiver, dumps(target.group_labels),
             IncidentState.TRIGGERED.value, target.severity, target.severity_rank,
             target.owner, target.escalation_policy, title, now, now,
+            dumps(target.details or {}), int(target.details is not None),
         ),
     )
     incident_id = int(cursor.lastrowid or 0)
