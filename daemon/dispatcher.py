@@ -65,14 +65,16 @@ class Dispatcher:
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            claimed = await self._claim()
+            wanted = self._free()
+            claimed = await self._claim(wanted)
             for timer in claimed:
                 await self._slots.acquire()
                 task = asyncio.create_task(self._handle(timer))
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
-            if len(claimed) < self._concurrency:
-                # The poll: timers fall due by time as well as by a change that wakes us.
+            if len(claimed) < wanted:
+                # Nothing more is due: wait for the poll (timers fall due by time) or for a
+                # change that wakes us. A full claim means more may be due: claim again.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll)
 
@@ -109,10 +111,14 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _claim(self) -> list[Timer]:
-        free = max(1, self._concurrency - len(self._in_flight))
+    def _free(self) -> int:
+        # At least one: when every slot is busy, the next timer waits for a slot, claimed.
+        return max(1, self._concurrency - len(self._in_flight))
+
+    async def _claim(self, wanted: int | None = None) -> list[Timer]:
         try:
-            return await self._store.claim_due(self._clock.time(), free, self._lease)
+            return await self._store.claim_due(self._clock.time(), wanted or self._free(),
+                                               self._lease)
         except StoreUnavailable as exc:
             log.warning("dispatcher.store_unavailable", error=str(exc))
             await asyncio.sleep(self._poll)
