@@ -100,7 +100,9 @@ def parse_severities(
     default = node.get("default", "SEV3" if "SEV3" in names else levels[-1].name if levels else "")
     if default not in names:
         errors.append(ConfigError(position(node, "default"), f"unknown severity {default!r}"))
-    mapping_node = node.get("mapping", DEFAULT_MAPPING)
+    # Without a mapping of its own, a config gets the default one for the levels it has.
+    mapping_node = node.get("mapping", {
+        source: level for source, level in DEFAULT_MAPPING.items() if level in names})
     mapping: dict[str, str] = {}
     if not isinstance(mapping_node, dict):
         errors.append(ConfigError(position(node, "mapping"), "mapping must be a mapping"))
