@@ -7,6 +7,7 @@ It runs inside the group-commit writer's transaction, so everything here is atom
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass, field
 from typing import Any
 
 from pagerd.models import Alert, AlertStatus, IncidentState
@@ -19,22 +20,43 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+@dataclass
+class _Batch:
+    """What one batch learns as it goes: open incidents by key, and the per-incident work
+    done once at the end rather than once per alert (a storm's alerts share incidents)."""
+
+    result: IngestResult = field(default_factory=IngestResult)
+    # key -> [incident id, severity rank, pinned, state] of the open incident with that key
+    open: dict[str, list[Any]] = field(default_factory=dict)
+    touched: set[int] = field(default_factory=set)
+    changes: dict[tuple[int, str], float] = field(default_factory=dict)
+
+    def flush(self, conn: sqlite3.Connection, now: float) -> None:
+        for incident_id in self.touched:
+            conn.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
+        for (incident_id, receiver), group_interval in self.changes.items():
+            schedule_change(conn, incident_id, receiver, now, group_interval)
+
+
 def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> IngestResult:
     """Apply one intake batch; see the module docstring."""
-    result = IngestResult()
+    work = _Batch()
     for item in batch.items:
         outcome = _upsert_alert(conn, item.alert, item.suppressed, now)
-        result.count(outcome)
+        work.result.count(outcome)
         if outcome == "duplicate":
             continue
         for target in item.targets:
             if not target.opens_incident:
                 continue
             if item.alert.status is AlertStatus.FIRING:
-                _join_incident(conn, item.alert, target, now, result)
+                _join_incident(conn, item.alert, target, now, work)
             else:
-                _leave_incident(conn, item.alert, target, now, result, batch.partial)
-    return result
+                # A resolution may close the incident: forget what the batch knew of it.
+                work.open.pop(target.key, None)
+                _leave_incident(conn, item.alert, target, now, work.result, batch.partial)
+    work.flush(conn, now)
+    return work.result
 
 
 def _upsert_alert(conn: sqlite3.Connection, alert: Alert, suppressed: bool, now: float) -> str:
@@ -75,18 +97,23 @@ def _upsert_alert(conn: sqlite3.Connection, alert: Alert, suppressed: bool, now:
 
 
 def _join_incident(
-    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float,
-    result: IngestResult,
+    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float, work: _Batch,
 ) -> int:
-    row = conn.execute(
-        "SELECT id, severity_rank, severity_pinned, state FROM incidents"
-        " WHERE key = ? AND state != 'resolved'",
-        (target.key,),
-    ).fetchone()
-    if row is None:
-        return _open_incident(conn, alert, target, now, result)
+    known = work.open.get(target.key)
+    if known is None:
+        row = conn.execute(
+            "SELECT id, severity_rank, severity_pinned, state FROM incidents"
+            " WHERE key = ? AND state != 'resolved'",
+            (target.key,),
+        ).fetchone()
+        if row is None:
+            incident_id = _open_incident(conn, alert, target, now, work.result)
+            work.open[target.key] = [incident_id, target.severity_rank,
+                                     int(target.details is not None), "triggered"]
+            return incident_id
+        known = work.open[target.key] = list(row)
 
-    incident_id, rank, pinned, state = row
+    incident_id, rank, pinned, state = known
     member = conn.execute(
         "SELECT status FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
         (incident_id, alert.fingerprint),
@@ -99,9 +126,10 @@ def _join_incident(
 
     if target.severity_rank < rank and not pinned:
         _raise_severity(conn, incident_id, target, now, alert.integration)
-    conn.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
+        known[1] = target.severity_rank
+    work.touched.add(incident_id)
     if target.notify:
-        schedule_change(conn, incident_id, target.receiver, now, target.group_interval)
+        work.changes[(incident_id, target.receiver)] = target.group_interval
     _arm_auto_resolve(conn, incident_id, target, now)
     return int(incident_id)
 

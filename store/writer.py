@@ -2,8 +2,9 @@
 
 Concurrent requests each wait for their own write to be durable; batching them under one
 COMMIT lets them share one fsync, so throughput grows with concurrency instead of being
-capped by the disk's sync rate. Each operation runs inside its own SAVEPOINT, so one that
-fails is rolled back alone and the others still commit.
+capped by the disk's sync rate. If one operation of a batch fails, the batch is rolled back
+and each operation run again in a transaction of its own, so the failure stays with its
+caller and the others still commit.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 
 log = structlog.get_logger("pagerd.store")
+
+
+class _OperationFailed(Exception):
+    """An operation raised something other than a database error (its cause)."""
 
 
 class GroupCommitWriter:
@@ -76,35 +81,52 @@ class GroupCommitWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            for op, future in batch:
-                outcomes.append((future, *self._run_one(op)))
-            self._conn.execute("COMMIT")
+            outcomes = self._transaction(batch)
+        except _OperationFailed:
+            # One operation failed, so none of the batch is committed. Run each alone, so
+            # the failure stays with its own caller. Operations are pure functions of the
+            # database, so running them again is safe.
+            outcomes = [out for one in batch for out in self._alone(one)]
         except sqlite3.Error as exc:
-            # The whole transaction is lost: nobody may be told their write is durable.
-            log.error("store.commit_failed", error=str(exc), operations=len(batch))
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            failure = StoreUnavailable(f"store write failed: {exc}")
-            outcomes = [(future, None, failure) for _, future in batch]
+            outcomes = self._failed(batch, exc)
         self._deliver(outcomes)
 
-    def _run_one(self, op: Operation) -> tuple[Any, BaseException | None]:
-        self._conn.execute("SAVEPOINT op")
+    def _transaction(self, batch: list[tuple[Operation, asyncio.Future[Any]]]
+                     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            result = op(self._conn)
-        except sqlite3.OperationalError as exc:
-            self._conn.execute("ROLLBACK TO op")
-            self._conn.execute("RELEASE op")
-            return None, StoreUnavailable(f"store write failed: {exc}")
-        except Exception as exc:
-            self._conn.execute("ROLLBACK TO op")
-            self._conn.execute("RELEASE op")
-            return None, exc
-        self._conn.execute("RELEASE op")
-        return result, None
+            for op, future in batch:
+                try:
+                    outcomes.append((future, op(self._conn), None))
+                except sqlite3.OperationalError:
+                    raise  # the database's trouble (I/O, full disk): the batch's, not one's
+                except Exception as exc:
+                    raise _OperationFailed from exc
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _alone(self, one: tuple[Operation, asyncio.Future[Any]]
+               ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        try:
+            return self._transaction([one])
+        except _OperationFailed as exc:
+            return [(one[1], None, exc.__cause__)]
+        except sqlite3.Error as exc:
+            return self._failed([one], exc)
+
+    @staticmethod
+    def _failed(batch: list[tuple[Operation, asyncio.Future[Any]]], exc: sqlite3.Error
+                ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        # The transaction is lost: nobody may be told their write is durable.
+        log.error("store.commit_failed", error=str(exc), operations=len(batch))
+        failure = StoreUnavailable(f"store write failed: {exc}")
+        return [(future, None, failure) for _, future in batch]
 
     @staticmethod
     def _deliver(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -184,3 +184,19 @@ async def test_concurrent_ingests_share_commits(store: SQLiteStore) -> None:
     results = await asyncio.gather(*(store.ingest(b, T0) for b in batches))
     assert sum(len(r.opened) for r in results) == 300
     assert len(await store.incidents(limit=1000)) == 300
+
+
+async def test_failing_operation_does_not_take_others_down(store: SQLiteStore) -> None:
+    """One bad write in a group commit fails alone; the others commit."""
+    good = [store.ingest(batch((alert(instance=str(i)), [target(key=f"k{i}")])), T0)
+            for i in range(5)]
+
+    def broken(_: object) -> None:
+        raise ValueError("a bug in one operation")
+
+    assert store._writer is not None
+    bad = store._writer.submit(broken)
+    results = await asyncio.gather(*good, bad, return_exceptions=True)
+    assert isinstance(results[-1], ValueError)
+    assert all(len(r.opened) == 1 for r in results[:-1])  # type: ignore[union-attr]
+    assert len(await store.incidents()) == 5
