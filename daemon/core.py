@@ -15,6 +15,7 @@ import aiohttp
 import structlog
 
 from pagerd.clock import Clock
+from pagerd.daemon import practice_watch
 from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
@@ -71,6 +72,7 @@ class Daemon:
         self._feed_key = ""
         self.signer: LinkSigner
         self.notifiers: dict[str, PageNotifier] = {}
+        self._watch_task: asyncio.Task[None] | None = None
         # Phones that sent STOP: SMS to them is skipped (the person fails over).
         self.opted_out: set[str] = set()
         self.admin_token = ""
@@ -136,6 +138,7 @@ class Daemon:
         self._session = aiohttp.ClientSession()
         self.dispatcher = self.build_dispatcher(self._session)
         self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
+        self._watch_task = asyncio.create_task(practice_watch.watch(self), name="targets")
 
     def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
         """The dispatcher with a handler for every kind of timer."""
@@ -149,7 +152,8 @@ class Daemon:
         pager = Pager(self.store, self.metrics, settings, self.clock, self.notifiers,
                       signer=lambda: self.signer, wake=wake, opted_out=lambda: self.opted_out)
         return Dispatcher(self.store, self.clock,
-                          {"notify": notifications, "page": pager, **escalator.handlers()})
+                          {"notify": notifications, "page": pager, **escalator.handlers(),
+                           "action_due": practice_watch.ActionReminders(self)})
 
     def voice_action_url(self, page: Page) -> str:
         """Where Twilio posts the key a callee presses: signed for the page's first incident."""
@@ -385,6 +389,9 @@ class Daemon:
         """
         self.accepting = False
         self.ready = False
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
         if self._dispatch_task is not None:
             await self.dispatcher.stop(grace=deadline * 0.7)
             self._dispatch_task.cancel()

@@ -74,6 +74,12 @@ class Metrics:
         self.page_failures = Counter(
             "pagerd_page_failures_total", "Failed page attempts, by method and reason.",
             ["method", "reason"], registry=r)
+        self.target_breaches = Counter(
+            "pagerd_incident_target_breaches_total", "Response targets missed, by severity "
+            "and target (ack, mitigate, resolve).", ["severity", "target"], registry=r)
+        self.actions_overdue = Counter(
+            "pagerd_remediation_actions_overdue_total", "Remediation actions that passed "
+            "their due date open (each reminded once).", registry=r)
         self.link_refusals = Counter(
             "pagerd_link_refusals_total", "Action links refused, by reason (forged, expired, "
             "used, csrf).", ["reason"], registry=r)

@@ -202,7 +202,7 @@ class Pager:
             incident_id=incident["id"], severity=incident["severity"], title=title,
             owner=incident["owner"], reply_code=code, links=links,
             runbook_url=component.runbook_url if component else "",
-            contacts=component.contacts if component else (),
+            contacts=component.page_contacts() if component else (),
         )
 
     async def _fail(self, timer: Timer, user: User, method: str, order: dict[str, Any],

@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 "incidents": _incidents, "ack": _act, "resolve": _act,
                 "oncall": _oncall_command, "override": _oncall_command,
                 "ical": _oncall_command, "test-page": _test_page, "mitigate": _act,
-                **dict.fromkeys(("page", "note", "assign", "review", "action", "report"),
-                                _practice)}
+                **dict.fromkeys(("page", "note", "assign", "review", "action", "report",
+                                 "status"), _practice)}
     return handlers[args.command](args)
 
 

@@ -66,6 +66,20 @@ def add_parsers(commands: Any, common: Any) -> None:
     close.add_argument("--by")
     close.add_argument("--url")
 
+    status = commands.add_parser("status", help="status page updates: draft, publish")
+    status_verbs = status.add_subparsers(dest="verb", required=True)
+    for verb in ("draft", "publish"):
+        parser = status_verbs.add_parser(verb)
+        common(parser)
+        parser.add_argument("incident")
+        if verb == "draft":
+            parser.add_argument("--text", help="the update (default: the severity's template)")
+        else:
+            parser.add_argument("--status", choices=["investigating", "identified",
+                                                     "monitoring", "resolved"])
+        parser.add_argument("--by")
+        parser.add_argument("--url")
+
     stats = commands.add_parser("report", help="MTTA, MTTR and pages over a period")
     common(stats)
     stats.add_argument("--since", default="30d")
@@ -98,6 +112,11 @@ def _call(args: argparse.Namespace, client: Client) -> Any:
     if args.command == "assign":
         return client.call("POST", f"/api/v1/incidents/{incident}/assign",
                            {"role": args.role, "user": args.user, **by})
+    if args.command == "status":
+        extra = {k: v for k, v in (("text", getattr(args, "text", None)),
+                                   ("status", getattr(args, "status", None))) if v}
+        return client.call("POST", f"/api/v1/incidents/{incident}/status/{args.verb}",
+                           {**extra, **by})
     if args.command == "report":
         return client.call("GET", f"/api/v1/report?since={args.since}")
     if args.verb == "add":

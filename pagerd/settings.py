@@ -23,6 +23,7 @@ from pagerd.routing.config import Routing, parse_routing
 from pagerd.routing.severity import Severities, parse_severities
 from pagerd.secrets import env_name, resolve_secret
 from pagerd.settings_paging import PagingConfig, parse_paging
+from pagerd.settings_statuspage import StatusPageConfig, parse_status_page
 from pagerd.yamlsource import Position, YAMLSourceError, load, position
 
 DEFAULT_LISTEN = "127.0.0.1:9797"
@@ -31,7 +32,7 @@ INTEGRATION_TYPES = {"alertmanager", "azure", "pagerduty"}
 TOP_LEVEL = {
     "global", "server", "integrations", "severity", "components", "route", "receivers",
     "inhibit_rules", "time_intervals", "mute_time_intervals", "templates",
-    "users", "teams", "schedules", "escalation_policies", "paging",
+    "users", "teams", "schedules", "escalation_policies", "paging", "status_page",
 }
 
 
@@ -64,6 +65,15 @@ class Component:
     contacts: tuple[dict[str, str], ...] = ()
     runbook_url: str = ""
     escalation_policy: str | None = None
+    # Platform vendors with their support plan: name, support_level, phone, case_url.
+    vendors: tuple[dict[str, str], ...] = ()
+
+    def page_contacts(self) -> tuple[dict[str, str], ...]:
+        """Key contacts and vendors, as a page shows them."""
+        vendors = tuple({"name": v.get("name", ""), "role": f"vendor {v.get('support_level', '')}"
+                         .strip(), **{k: v[k] for k in ("phone", "case_url") if k in v}}
+                        for v in self.vendors)
+        return self.contacts + vendors
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,7 @@ class Settings:
     routing: Routing
     oncall: OnCall
     paging: PagingConfig
+    status_page: StatusPageConfig | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -177,6 +188,7 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
     components = _components(doc, errors, oncall, policies)
     receivers = _receivers(doc, errors, base_dir)
     paging = parse_paging(doc.get("paging"), errors, base_dir)
+    status_page = parse_status_page(doc.get("status_page"), errors, base_dir, set(components))
     try:
         routing = parse_routing(
             doc, receivers=set(receivers), owners=set(components),
@@ -187,11 +199,17 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
         return None
     if oncall is None:
         return None
+    comms = paging.comms_schedule
+    if comms is not None and comms not in oncall.schedules:
+        errors.append(ConfigError(position(doc.get("paging"), "comms_schedule"),
+                                  f"unknown schedule {comms!r}"))
+        return None
     return Settings(
         file=file, digest=hashlib.sha256(text.encode()).hexdigest()[:16], listen=listen,
         external_url=external_url, admin_token=admin_token, max_body_bytes=max_body,
         integrations=integrations, severities=severities, components=components,
-        receivers=receivers, routing=routing, oncall=oncall, paging=paging, raw=doc,
+        receivers=receivers, routing=routing, oncall=oncall, paging=paging,
+        status_page=status_page, raw=doc,
     )
 
 
@@ -277,8 +295,8 @@ def _components(
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             errors.append(ConfigError(where, "a component needs a name"))
             continue
-        refuse_unknown(item, {"name", "team", "contacts", "runbook_url", "escalation_policy"},
-                       errors)
+        refuse_unknown(item, {"name", "team", "contacts", "runbook_url", "escalation_policy",
+                              "vendors"}, errors)
         if item["name"] in found:
             errors.append(ConfigError(where, f"duplicate component {item['name']!r}"))
             continue
@@ -293,10 +311,17 @@ def _components(
             errors.append(ConfigError(position(item, "contacts"), "contacts must be a list of "
                                       "mappings (name, role, phone, email)"))
             contacts = []
+        vendors = item.get("vendors", [])
+        if not isinstance(vendors, list) or not all(
+                isinstance(v, dict) and v.get("name") for v in vendors):
+            errors.append(ConfigError(position(item, "vendors"), "vendors must be a list of "
+                                      "mappings with a name (support_level, phone, case_url)"))
+            vendors = []
         found[item["name"]] = Component(
             item["name"], str(item.get("team", "")),
             tuple({str(k): str(v) for k, v in c.items()} for c in contacts),
             str(item.get("runbook_url", "")), item.get("escalation_policy"),
+            tuple({str(k): str(v) for k, v in vendor.items()} for vendor in vendors),
         )
     return found
 

@@ -50,6 +50,8 @@ class PagingConfig:
     bundle_window: float = 120.0
     # When someone acts on an incident, tell the others already paged for it.
     notify_others: bool = True
+    # Whose on-call is the communications manager, for severities that engage one.
+    comms_schedule: str | None = None
 
 
 def parse_paging(node: Any, errors: list[ConfigError], base_dir: Path) -> PagingConfig:
@@ -59,7 +61,8 @@ def parse_paging(node: Any, errors: list[ConfigError], base_dir: Path) -> Paging
     if not isinstance(node, dict):
         errors.append(ConfigError(position(node), "paging must be a mapping"))
         return PagingConfig()
-    refuse_unknown(node, {"twilio", "smtp", "links", "bundle_window", "notify_others"}, errors)
+    refuse_unknown(node, {"twilio", "smtp", "links", "bundle_window", "notify_others",
+                          "comms_schedule"}, errors)
     links = node.get("links") or {}
     return PagingConfig(
         twilio=_twilio(node.get("twilio"), errors, base_dir),
@@ -68,6 +71,7 @@ def parse_paging(node: Any, errors: list[ConfigError], base_dir: Path) -> Paging
         link_ttl=_duration(links, "ttl", "1h", errors) if isinstance(links, dict) else 3600.0,
         bundle_window=_duration(node, "bundle_window", "2m", errors),
         notify_others=bool(node.get("notify_others", True)),
+        comms_schedule=node.get("comms_schedule"),
     )
 
 

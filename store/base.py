@@ -337,6 +337,16 @@ class Store(abc.ABC):
         """Remediation actions by due date."""
 
     @abc.abstractmethod
+    async def mark_target(self, incident_id: int, target: str, stage: str, now: float,
+                          entry: dict[str, Any]) -> bool:
+        """Record, once, that an incident neared or missed a response target."""
+
+    @abc.abstractmethod
+    async def set_status_page_id(self, incident_id: int, page_id: str, actor: str,
+                                 now: float, entry: dict[str, Any]) -> None:
+        """Remember the status page incident an incident was published as."""
+
+    @abc.abstractmethod
     async def alert_labels(self, fingerprint: str) -> dict[str, str] | None:
         """A stored alert's labels (to resolve it by identity alone)."""
 

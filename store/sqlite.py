@@ -317,6 +317,16 @@ class SQLiteStore(Store):
                       open_only: bool = False) -> list[dict[str, Any]]:
         return await self._read(lambda c: sqlite_practice.actions(c, incident_id, open_only))
 
+    async def mark_target(self, incident_id: int, target: str, stage: str, now: float,
+                          entry: dict[str, Any]) -> bool:
+        return await self._write(lambda c: sqlite_practice.mark_target(
+            c, incident_id, target, stage, now, entry))
+
+    async def set_status_page_id(self, incident_id: int, page_id: str, actor: str,
+                                 now: float, entry: dict[str, Any]) -> None:
+        await self._write(lambda c: sqlite_practice.set_status_page_id(
+            c, incident_id, page_id, actor, now, entry))
+
     async def alert_labels(self, fingerprint: str) -> dict[str, str] | None:
         def op(conn: sqlite3.Connection) -> dict[str, str] | None:
             row = conn.execute("SELECT labels FROM alerts WHERE fingerprint = ?",
@@ -442,7 +452,7 @@ def _set_state(
 _INCIDENT_COLUMNS = (
     "id, key, route_id, receiver, group_labels, state, severity, owner, escalation_policy,"
     " title, opened_at, acknowledged_at, acknowledged_by, mitigated_at, mitigated_by,"
-    " resolved_at, resolved_by, updated_at, lead, comms, details"
+    " resolved_at, resolved_by, updated_at, lead, comms, details, status_page_id"
 )
 
 

@@ -142,3 +142,24 @@ def actions(conn: sqlite3.Connection, incident_id: int | None,
     names = ("id", "incident_id", "owner", "due", "text", "state", "created_by", "created_at",
              "closed_by", "closed_at")
     return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def mark_target(conn: sqlite3.Connection, incident_id: int, target: str, stage: str,
+                now: float, entry: dict[str, Any]) -> bool:
+    """Record that an incident neared ("warning") or missed ("breached") a response target,
+    once; False if it was recorded before."""
+    inserted = conn.execute(
+        "INSERT INTO breaches (incident_id, target, stage, at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT DO NOTHING", (incident_id, target, stage, now),
+    ).rowcount
+    if inserted:
+        kind = "target.breached" if stage == "breached" else "target.warning"
+        append(conn, incident_id, now, kind, "pagerd", {"target": target, **entry})
+    return bool(inserted)
+
+
+def set_status_page_id(conn: sqlite3.Connection, incident_id: int, page_id: str,
+                       actor: str, now: float, entry: dict[str, Any]) -> None:
+    """Remember the status page incident this incident was published as."""
+    conn.execute("UPDATE incidents SET status_page_id = ? WHERE id = ?", (page_id, incident_id))
+    append(conn, incident_id, now, "status.published", actor, entry)
