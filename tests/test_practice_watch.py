@@ -26,7 +26,9 @@ status_page:
   api_key: 89a229ce1a8dbcf9ff30430fbe35eb4c
   components: {{checkout: {component_id}}}
   templates:
-    SEV1: "Payments are failing for some customers ({{component}}). Next update in {{update_every}}."
+    SEV1: >-
+      Payments are failing for some customers ({{component}}).
+      Next update in {{update_every}}.
 """ if statuspage else ""
     return f"""
 server:
