@@ -8,7 +8,14 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from pagerd.daemon import api_links, api_oncall, api_practice, api_status, api_twilio
+from pagerd.daemon import (
+    api_incident_page,
+    api_links,
+    api_oncall,
+    api_practice,
+    api_status,
+    api_twilio,
+)
 from pagerd.daemon.core import Daemon
 from pagerd.daemon.responses import json_response, read_json, unauthorized, unavailable
 from pagerd.errors import ConfigErrors
@@ -229,4 +236,5 @@ def build_app(daemon: Daemon) -> web.Application:
     api_links.add_routes(app, daemon)
     api_practice.add_routes(app, daemon)
     api_status.add_routes(app, daemon)
+    api_incident_page.add_routes(app, daemon)
     return app

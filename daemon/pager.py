@@ -28,6 +28,7 @@ log = structlog.get_logger("pagerd.pager")
 METHOD_PREFERENCE = (ContactMethod.SMS, ContactMethod.VOICE, ContactMethod.EMAIL,
                      ContactMethod.WEBHOOK)
 ACTIONS: tuple[Action, ...] = ("ack", "resolve", "escalate")
+VIEW_TTL = 7 * 86400
 
 
 def rules_of(user: User) -> tuple[NotificationRule, ...]:
@@ -195,6 +196,9 @@ class Pager:
         links: dict[str, str] = {
             action: f"{settings.external_url}/l/{signer.sign(incident['id'], action, user)}"
             for action in ACTIONS}
+        # The incident page: opened many times over the incident's life, so it lives longer.
+        view = signer.sign(incident["id"], "view", user, ttl=VIEW_TTL)
+        links["view"] = f"{settings.external_url}/i/{view}/"
         title = incident["title"]
         if order.get("notice"):
             title = f"{order['notice']}: {title}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine: installs the Debian packages the tests
-# start for real (Alertmanager, redis-server), pagerd with its test extras, then runs
-# ruff, mypy and pytest. Used by the README and by .ci/run.
+# start for real (Alertmanager, Chromium), pagerd with its test extras, then
+# runs ruff, mypy and pytest. Used by the README and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +9,15 @@ sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
 command -v prometheus-alertmanager >/dev/null || need+=(prometheus-alertmanager)
-command -v redis-server >/dev/null || need+=(redis-server)
+# Headless Chromium and its WebDriver, for the incident page test.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
     sudo_ apt-get update -qq
     # The packages' services are not wanted: tests start their own on free ports.
     sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${need[@]}" >/dev/null
-    sudo_ systemctl stop prometheus-alertmanager redis-server >/dev/null 2>&1 || true
+    sudo_ systemctl stop prometheus-alertmanager >/dev/null 2>&1 || true
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' \
