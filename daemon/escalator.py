@@ -63,6 +63,7 @@ class Escalator:
         unreachable = [name for name in plan.users if not any(p.user == name for p in pages)]
         if unreachable:
             entry["unreachable"] = unreachable
+        pages += await self._reminder(timer.incident_id, position, step_id, plan.users)
         record = EscalationStepRecord(
             entry=entry, pages=pages,
             next_payload=plan.next.to_json() if plan.next else None,
@@ -77,6 +78,22 @@ class Escalator:
                  fallback=plan.fallback)
         if pages:
             self._wake()
+
+    async def _reminder(self, incident_id: int, position: Position, step_id: str,
+                        paged: tuple[str, ...]) -> list[PageOrder]:
+        """A step's reminder (a vendor case to open, say) for the incident's lead, or, with
+        no lead yet, for the people the step pages."""
+        policy = self._settings().oncall.policies.get(position.policy)
+        if policy is None or not 0 <= position.step < len(policy.steps):
+            return []
+        remind = policy.steps[position.step].remind_lead
+        if not remind:
+            return []
+        incident = await self._store.incident(incident_id, timeline=False)
+        lead = ((incident or {}).get("lead") or "").partition(":")[2]
+        return [PageOrder(user=user, method="", delay=0.0, step=f"remind:{step_id}",
+                          notice=f"Reminder: {remind}")
+                for user in ([lead] if lead else paged)]
 
     def _count_step(self, position: Position, fallback: bool, anyone: bool, late: float,
                     last: bool) -> None:

@@ -35,7 +35,7 @@ CONTACT_KEYS = tuple(method.value for method in ContactMethod)
 RULE_KEYS = ("method", "after")
 TEAM_KEYS = ("name", "members", "schedule")
 POLICY_KEYS = ("name", "steps", "repeat", "ack_timeout", "fallback")
-STEP_KEYS = ("targets", "delay")
+STEP_KEYS = ("targets", "delay", "remind_lead")
 TARGET_FORMS = "{user: NAME}, {schedule: NAME}, {team: NAME} or {policy: NAME}"
 
 T = TypeVar("T")
@@ -240,9 +240,10 @@ def _step(reader: Reader, node: SourceDict, declared: Declared) -> EscalationSte
         reader.error(node, "targets", f"targets: a step needs a list of targets, {TARGET_FORMS}")
     if sum(target.kind is TargetKind.POLICY for target in targets) > 1:
         reader.error(node, "targets", "targets: a step hands over to one policy at most")
+    remind = reader.get(node, "remind_lead", fields.text, None)
     if reader.failed_since(mark) or delay is None:
         return None
-    return EscalationStep(tuple(targets), delay)
+    return EscalationStep(tuple(targets), delay, remind)
 
 
 def _target(

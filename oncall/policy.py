@@ -40,6 +40,8 @@ class EscalationStep:
 
     targets: tuple[Target, ...]
     delay_minutes: int
+    # Told to the incident's lead when the step fires, e.g. "open a case with the vendor".
+    remind_lead: str | None = None
 
     def __post_init__(self) -> None:
         if not self.targets:

@@ -63,6 +63,11 @@ escalation_policies:
     steps:
       - targets: [{user: bob}, {policy: frontline}]
         delay: 5m
+  - name: vendor
+    steps:
+      - targets: [{user: bob}]
+        delay: 5m
+        remind_lead: open a case with PayCo
 route:
   receiver: pager
   group_by: [alertname]
@@ -72,6 +77,8 @@ route:
       escalation_policy: nightly
     - matchers: ['team="hand"']
       escalation_policy: handing
+    - matchers: ['team="vendor"']
+      escalation_policy: vendor
 receivers:
   - name: pager
 """
@@ -213,3 +220,14 @@ async def test_new_alert_on_acknowledged_incident_informs_acknowledger(engine: E
     assert engine.paged() == [(0, "alice", "sms"), (0, "bob", "sms")]
     record = await engine.store.incident(incident)
     assert record is not None and record["state"] == "acknowledged"
+
+
+async def test_step_reminds_to_open_a_vendor_case(engine: Engine) -> None:
+    await engine.fire("Db", team="vendor")
+    # bob is paged, and, with no lead yet, reminded to open the vendor case.
+    assert engine.paged() == [(0, "bob", "sms"), (0, "bob", "sms")]
+    assert engine.store is not None
+    record = await engine.store.incident(1)
+    assert record is not None
+    sent = [e for e in record["timeline"] if e["kind"] == "page.sent"]
+    assert len(sent) == 2
