@@ -57,6 +57,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+import pagerd
 from pagerd.clock import Clock, FakeClock
 from pagerd.daemon import logging as daemon_logging
 from pagerd.daemon.dispatcher import Dispatcher
@@ -440,21 +441,26 @@ def schedule_phase(runs: int, out: TextIO = sys.stdout) -> None:
 
 
 def machine() -> str:
-    """The commit measured, cores and load averages (other work moves every figure)."""
+    """Cores and load averages: other work on the machine moves every figure."""
     load = Path("/proc/loadavg").read_text().split()[:3]
-    return f"pagerd {commit()}; {os.cpu_count()} cores, load average {' '.join(load)}"
+    return f"{os.cpu_count()} cores, load average {' '.join(load)}"
 
 
-def commit() -> str:
-    """The checkout's commit, marked when pagerd's files have uncommitted changes."""
+def measured() -> str:
+    """Which pagerd is measured: this checkout (its commit, and whether pagerd's files have
+    uncommitted changes) or an installed copy elsewhere (a snapshot)."""
+    package = Path(pagerd.__file__).resolve().parent
+    if not package.is_relative_to(ROOT):
+        return f"pagerd installed at {package}"
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
                                 *PAGERD_DIRS], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return "at an unknown commit"
-    return f"at {head}" + (" + uncommitted changes" if dirty.stdout.strip() else "")
+        return f"pagerd of the checkout {ROOT}"
+    changes = " + uncommitted changes" if dirty.stdout.strip() else ""
+    return f"pagerd of the checkout at {head}{changes}"
 
 
 # --- running --------------------------------------------------------------------------------
@@ -498,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lead = args.lead if args.lead is not None else 3.0 + incidents / 2000
     runs = args.runs or (5 if args.quick else 20)
     print(f"pagerd escalation benchmark ({'quick' if args.quick else 'full'} run): "
-          f"{machine()}; python {sys.version.split()[0]}")
+          f"{measured()}; python {sys.version.split()[0]}; {machine()}")
     if args.only in (None, "escalation"):
         with work_dir(args.workdir, args.keep) as path:
             run = escalation_phase(path, Setup(incidents, args.users, args.batch, lead,

@@ -10,7 +10,11 @@ Options: `--only latency|burst`, `--incidents N`, `--rate R` (incidents/s, Poiss
 `--burst N`, `--burst-posts` (the burst as N concurrent POSTs of one alert each instead of
 one POST of N alerts), `--pagerd PATH` (the `pagerd` to run, e.g. a snapshot's venv),
 `--workdir DIR` (state dirs; a disk, since tmpfs makes fsync free), `--keep` (keep the work
-dir with the daemon's config, state and log).
+dir with the daemon's config, state and log), `--profile DIR` (py-spy the daemon during
+the burst: raw stacks per thread, CPU and wall views; it slows the daemon down).
+
+To measure one commit while others edit the tree, install a snapshot and point `--pagerd`
+at it (bench/README.md shows how); the header says which pagerd ran.
 
 What runs where: `pagerd run` is a subprocess on its production settings (SQLite WAL,
 synchronous=FULL), with its JSON log going to a file. This process runs the alert client
@@ -28,8 +32,10 @@ the route has `group_wait: 0s` and `group_by: [instance]` (every alert its own i
    user's phone (the request's arrival, before its body is read): p50/p95/p99/max. Also
    from the POST sent, which adds the intake's own time.
 2. Burst: a fresh daemon, 2 warm-up incidents, then `--burst` incidents opened at once by
-   one POST carrying them all (or `--burst-posts`). Pages per second from the POST answered
-   to the last SMS at the fake, and over the middle 80 % of arrivals; the daemon's CPU.
+   one POST carrying them all (or `--burst-posts`). From the first POST sent: when the
+   intake answered, when the first and the last SMS reached the fake; pages per second over
+   the whole (first POST sent to last SMS) and over the middle 80 % of arrivals (the steady
+   rate); the daemon's CPU over the burst.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+import pagerd
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-alertmanager-token"
@@ -215,7 +223,7 @@ def process_cpu(pid: int) -> float:
 
 
 @dataclass
-class Daemon:
+class Child:
     """A running `pagerd run` child and how to reach it."""
 
     proc: subprocess.Popen[bytes]
@@ -232,7 +240,7 @@ def spawn(argv: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
 
 @contextlib.asynccontextmanager
 async def running_pagerd(workdir: Path, name: str, command: list[str], twilio: Any,
-                         users: int) -> AsyncIterator[Daemon]:
+                         users: int) -> AsyncIterator[Child]:
     """`pagerd run` on a fresh state dir, ready; stopped with SIGTERM afterwards."""
     home = workdir / name
     home.mkdir()
@@ -243,7 +251,7 @@ async def running_pagerd(workdir: Path, name: str, command: list[str], twilio: A
     argv = [*command, "run", "--config", str(config), "--state-dir", str(home / "state"),
             "--listen", f"127.0.0.1:{port}"]
     proc = spawn(argv, log, home)
-    daemon = Daemon(proc, f"http://127.0.0.1:{port}", log)
+    daemon = Child(proc, f"http://127.0.0.1:{port}", log)
     try:
         await wait_ready(daemon)
         yield daemon
@@ -256,7 +264,7 @@ async def running_pagerd(workdir: Path, name: str, command: list[str], twilio: A
             await asyncio.to_thread(proc.wait)
 
 
-async def wait_ready(daemon: Daemon, within: float = 60.0) -> None:
+async def wait_ready(daemon: Child, within: float = 60.0) -> None:
     """Poll GET /-/ready until 200; the log's tail in the error if the daemon died."""
     deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
@@ -276,13 +284,14 @@ async def wait_ready(daemon: Daemon, within: float = 60.0) -> None:
 
 
 def am_alert(n: int) -> dict[str, Any]:
-    """Alert n of an Alertmanager webhook: its own incident, paging user n."""
+    """Alert n of an Alertmanager webhook: its own incident, paging user n (no fingerprint
+    field: pagerd computes Alertmanager's from the labels)."""
     return {"status": "firing",
             "labels": {"alertname": "BenchDown", "instance": f"host-{n}",
                        "team": f"t{n:05d}", "severity": "critical"},
             "annotations": {"summary": f"host-{n} is down"},
             "startsAt": "2026-03-02T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z",
-            "generatorURL": "http://prometheus.local/graph", "fingerprint": f"{n:016x}"}
+            "generatorURL": "http://prometheus.local/graph"}
 
 
 def am_payload(alerts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -450,21 +459,26 @@ def work_dir(parent: str | None, keep: bool) -> Iterator[Path]:
 
 
 def machine() -> str:
-    """The commit measured, cores and load averages (other work moves every figure)."""
+    """Cores and load averages: other work on the machine moves every figure."""
     load = Path("/proc/loadavg").read_text().split()[:3]
-    return f"pagerd {commit()}; {os.cpu_count()} cores, load average {' '.join(load)}"
+    return f"{os.cpu_count()} cores, load average {' '.join(load)}"
 
 
-def commit() -> str:
-    """The checkout's commit, marked when pagerd's files have uncommitted changes."""
+def measured() -> str:
+    """Which pagerd is measured: this checkout (its commit, and whether pagerd's files have
+    uncommitted changes) or an installed copy elsewhere (a snapshot)."""
+    package = Path(pagerd.__file__).resolve().parent
+    if not package.is_relative_to(ROOT):
+        return f"pagerd installed at {package}"
     try:
         head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--",
                                 *PAGERD_DIRS], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
-        return "at an unknown commit"
-    return f"at {head}" + (" + uncommitted changes" if dirty.stdout.strip() else "")
+        return f"pagerd of the checkout {ROOT}"
+    changes = " + uncommitted changes" if dirty.stdout.strip() else ""
+    return f"pagerd of the checkout at {head}{changes}"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -499,8 +513,9 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print its figures."""
     args = parse_args(argv)
-    print(f"pagerd paging benchmark ({'quick' if args.quick else 'full'} run): "
-          f"{machine()}; python {sys.version.split()[0]}")
+    daemon = f"pagerd run: {args.pagerd}" if args.pagerd else measured()
+    print(f"pagerd paging benchmark ({'quick' if args.quick else 'full'} run): {daemon}; "
+          f"python {sys.version.split()[0]}; {machine()}")
     print("  config: paging.bundle_window 0s, group_wait 0s, group_by [instance]; per user "
           "one sms contact, one policy (step 1: the user), one child route")
     if args.profile is not None:
