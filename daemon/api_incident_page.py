@@ -44,9 +44,12 @@ class IncidentPage:
         if incident is None:
             return self._refuse("malformed")
         settings = self.daemon.settings
+        opened = incident["opened_at"]
+        changes = await self.daemon.store.recent_changes(
+            incident["owner"], opened - 24 * 3600, max(opened, self.daemon.clock.time()))
         page = render(incident, settings.severities.level(incident["severity"]),
                       settings.components.get(incident["owner"] or ""),
-                      csrf_token(self.daemon.signer_key(claims.kid), token))
+                      csrf_token(self.daemon.signer_key(claims.kid), token), changes)
         return web.Response(body=page.encode(), headers=HEADERS)
 
     async def act(self, request: web.Request) -> web.Response:

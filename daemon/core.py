@@ -296,7 +296,8 @@ class Daemon:
         policy = self.settings.oncall.policies.get(incident["escalation_policy"] or "")
         ack_timeout = policy.ack_timeout.total_seconds() if policy and policy.ack_timeout else None
         now = self.clock.time()
-        changed = await self.store.set_state(incident_id, state, actor, now, note, ack_timeout)
+        changed = await self.store.set_state(incident_id, state, actor, now, note, ack_timeout,
+                                             via)
         if changed:
             labels = (incident["severity"], incident["owner"] or "")
             histogram = {"acknowledged": self.metrics.time_to_ack,

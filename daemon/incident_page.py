@@ -83,9 +83,18 @@ def _timeline(entries: list[dict[str, Any]]) -> str:
             f"{rows}</table>")
 
 
+def _changes(changes: list[dict[str, Any]]) -> str:
+    if not changes:
+        return "<p>No changes recorded in the day before it opened.</p>"
+    rows = "".join(f"<tr><td>{_when(c['at'])}</td><td>{escape(c['summary'])}</td>"
+                   f"<td>{escape(c['source'])}</td></tr>" for c in changes)
+    return f'<table id="changes">{rows}</table>'
+
+
 def render(incident: dict[str, Any], level: SeverityLevel | None, component: Component | None,
-           csrf: str) -> str:
-    """The page for one incident; `csrf` goes in every form."""
+           csrf: str, changes: list[dict[str, Any]] | None = None) -> str:
+    """The page for one incident; `csrf` goes in every form. Recent `changes` (deploys) to
+    its component are shown, because a rollback is often the fastest recovery."""
     state = incident["state"]
     opened = incident["opened_at"]
     targets = "" if level is None else (
@@ -111,7 +120,8 @@ def render(incident: dict[str, Any], level: SeverityLevel | None, component: Com
         f"<p>Opened {_when(opened)}; lead: {escape(incident.get('lead') or '-')}; "
         f"communications: {escape(incident.get('comms') or '-')}</p>"
         f"{buttons}<h2>Targets</h2>{targets}<h2>Owner and contacts</h2>"
-        f"{_contacts(component)}<h2>Timeline</h2>{_timeline(incident['timeline'])}{note}"
+        f"{_contacts(component)}<h2>Recent changes</h2>{_changes(changes or [])}"
+        f"<h2>Timeline</h2>{_timeline(incident['timeline'])}{note}"
     )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'

@@ -71,6 +71,9 @@ class Metrics:
         self.pages = Counter(
             "pagerd_pages_total", "Pages sent, by user and method.", ["user", "method"],
             registry=r)
+        self.pages_out_of_hours = Counter(
+            "pagerd_pages_out_of_hours_total", "Pages sent outside the person's working hours "
+            "(Mon-Fri 09:00-17:00 in their time zone), by user.", ["user"], registry=r)
         self.page_failures = Counter(
             "pagerd_page_failures_total", "Failed page attempts, by method and reason.",
             ["method", "reason"], registry=r)

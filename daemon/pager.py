@@ -19,6 +19,7 @@ from pagerd.daemon.metrics import Metrics
 from pagerd.links import Action, LinkSigner
 from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall.users import ContactMethod, NotificationRule, User
+from pagerd.report import BusinessHours
 from pagerd.settings import Settings
 from pagerd.store.base import PageOrder, Store, Timer
 
@@ -158,6 +159,8 @@ class Pager:
             await self._fail(timer, user, method, order, entry | {"reason": exc.reason}, now)
             return
         self._metrics.pages.labels(user.name, method).inc()
+        if not BusinessHours(tz=user.time_zone.key).contains(now):
+            self._metrics.pages_out_of_hours.labels(user.name).inc()
         ids = tuple(i["id"] for i in incidents)
         if receipt.provider_id:
             entry["provider_id"] = receipt.provider_id

@@ -212,7 +212,7 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_state(
         self, incident_id: int, state: str, actor: str, now: float, note: str = "",
-        ack_timeout: float | None = None,
+        ack_timeout: float | None = None, via: str = "api",
     ) -> bool:
         """Acknowledge or resolve an incident by a person, stopping its escalation at once;
         with `ack_timeout`, an acknowledgement expires after that many seconds. False if

@@ -140,10 +140,11 @@ class SQLiteStore(Store):
 
     async def set_state(
         self, incident_id: int, state: str, actor: str, now: float, note: str = "",
-        ack_timeout: float | None = None,
+        ack_timeout: float | None = None, via: str = "api",
     ) -> bool:
         return await self._write(
-            lambda conn: _set_state(conn, incident_id, state, actor, now, note, ack_timeout)
+            lambda conn: _set_state(conn, incident_id, state, actor, now, note, ack_timeout,
+                                    via)
         )
 
     async def fire_escalation(
@@ -417,7 +418,7 @@ def _finish(
 
 def _set_state(
     conn: sqlite3.Connection, incident_id: int, state: str, actor: str, now: float, note: str,
-    ack_timeout: float | None,
+    ack_timeout: float | None, via: str,
 ) -> bool:
     if state == "acknowledged":
         changed = conn.execute(
@@ -428,7 +429,7 @@ def _set_state(
         if changed:
             sqlite_practice.take_lead(conn, incident_id, actor, now)
     elif state == "mitigated":
-        if not sqlite_practice.mitigate(conn, incident_id, actor, now, note):
+        if not sqlite_practice.mitigate(conn, incident_id, actor, now, note, via):
             return False
         sqlite_escalation.after_person(conn, incident_id, state, now, None)
         touch_timers(conn, incident_id, now)
@@ -443,7 +444,8 @@ def _set_state(
         raise ValueError(f"unknown state {state!r}")
     if not changed:
         return False
-    append(conn, incident_id, now, f"incident.{state}", actor, {"by": "person", "note": note})
+    append(conn, incident_id, now, f"incident.{state}", actor,
+           {"by": "person", "via": via, "note": note})
     sqlite_escalation.after_person(conn, incident_id, state, now, ack_timeout)
     touch_timers(conn, incident_id, now)
     return True

@@ -12,7 +12,7 @@ from pagerd.store.sqlite_rows import append, dumps
 
 
 def mitigate(conn: sqlite3.Connection, incident_id: int, actor: str, now: float,
-             note: str) -> bool:
+             note: str, via: str = "api") -> bool:
     """Service restored, cause still open: escalation stops, the incident stays open."""
     changed = conn.execute(
         "UPDATE incidents SET state = 'mitigated', mitigated_at = ?, mitigated_by = ?,"
@@ -22,8 +22,8 @@ def mitigate(conn: sqlite3.Connection, incident_id: int, actor: str, now: float,
         (now, actor, now, actor, now, incident_id),
     ).rowcount
     if changed:
-        append(conn, incident_id, now, "incident.mitigated", actor, {"by": "person",
-                                                                     "note": note})
+        append(conn, incident_id, now, "incident.mitigated", actor,
+               {"by": "person", "via": via, "note": note})
     return bool(changed)
 
 
