@@ -15,7 +15,7 @@ import aiohttp
 import structlog
 
 from pagerd.clock import Clock
-from pagerd.daemon import practice_watch
+from pagerd.daemon import handoffs, practice_watch
 from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
@@ -72,7 +72,7 @@ class Daemon:
         self._feed_key = ""
         self.signer: LinkSigner
         self.notifiers: dict[str, PageNotifier] = {}
-        self._watch_task: asyncio.Task[None] | None = None
+        self._watch_tasks: list[asyncio.Task[None]] = []
         # Phones that sent STOP: SMS to them is skipped (the person fails over).
         self.opted_out: set[str] = set()
         self.admin_token = ""
@@ -138,7 +138,10 @@ class Daemon:
         self._session = aiohttp.ClientSession()
         self.dispatcher = self.build_dispatcher(self._session)
         self._dispatch_task = asyncio.create_task(self.dispatcher.run(), name="dispatcher")
-        self._watch_task = asyncio.create_task(practice_watch.watch(self), name="targets")
+        self._watch_tasks = [
+            asyncio.create_task(practice_watch.watch(self), name="targets"),
+            asyncio.create_task(handoffs.watch(self), name="handoffs"),
+        ]
 
     def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
         """The dispatcher with a handler for every kind of timer."""
@@ -390,9 +393,9 @@ class Daemon:
         """
         self.accepting = False
         self.ready = False
-        if self._watch_task is not None:
-            self._watch_task.cancel()
-            await asyncio.gather(self._watch_task, return_exceptions=True)
+        for task in self._watch_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
         if self._dispatch_task is not None:
             await self.dispatcher.stop(grace=deadline * 0.7)
             self._dispatch_task.cancel()

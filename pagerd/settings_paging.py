@@ -52,6 +52,8 @@ class PagingConfig:
     notify_others: bool = True
     # Whose on-call is the communications manager, for severities that engage one.
     comms_schedule: str | None = None
+    # Tell the incoming person "you are on call from ... until ..." at each handoff.
+    handoff_notices: bool = True
 
 
 def parse_paging(node: Any, errors: list[ConfigError], base_dir: Path) -> PagingConfig:
@@ -62,7 +64,7 @@ def parse_paging(node: Any, errors: list[ConfigError], base_dir: Path) -> Paging
         errors.append(ConfigError(position(node), "paging must be a mapping"))
         return PagingConfig()
     refuse_unknown(node, {"twilio", "smtp", "links", "bundle_window", "notify_others",
-                          "comms_schedule"}, errors)
+                          "comms_schedule", "handoff_notices"}, errors)
     links = node.get("links") or {}
     return PagingConfig(
         twilio=_twilio(node.get("twilio"), errors, base_dir),
@@ -72,6 +74,7 @@ def parse_paging(node: Any, errors: list[ConfigError], base_dir: Path) -> Paging
         bundle_window=_duration(node, "bundle_window", "2m", errors),
         notify_others=bool(node.get("notify_others", True)),
         comms_schedule=node.get("comms_schedule"),
+        handoff_notices=bool(node.get("handoff_notices", True)),
     )
 
 

@@ -347,6 +347,15 @@ class Store(abc.ABC):
         """Remember the status page incident an incident was published as."""
 
     @abc.abstractmethod
+    async def handoff_noticed(self, schedule: str, user: str, start: float) -> bool:
+        """Whether the person was told of this shift already."""
+
+    @abc.abstractmethod
+    async def record_handoff(self, schedule: str, user: str, start: float,
+                             now: float) -> None:
+        """Remember that the person was told of this shift."""
+
+    @abc.abstractmethod
     async def alert_labels(self, fingerprint: str) -> dict[str, str] | None:
         """A stored alert's labels (to resolve it by identity alone)."""
 

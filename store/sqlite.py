@@ -328,6 +328,20 @@ class SQLiteStore(Store):
         await self._write(lambda c: sqlite_practice.set_status_page_id(
             c, incident_id, page_id, actor, now, entry))
 
+    async def handoff_noticed(self, schedule: str, user: str, start: float) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "SELECT 1 FROM handoffs WHERE schedule = ? AND user = ? AND start = ?",
+                (schedule, user, start)).fetchone() is not None
+
+        return await self._read(op)
+
+    async def record_handoff(self, schedule: str, user: str, start: float,
+                             now: float) -> None:
+        await self._write(lambda c: c.execute(
+            "INSERT INTO handoffs (schedule, user, start, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING", (schedule, user, start, now)))
+
     async def alert_labels(self, fingerprint: str) -> dict[str, str] | None:
         def op(conn: sqlite3.Connection) -> dict[str, str] | None:
             row = conn.execute("SELECT labels FROM alerts WHERE fingerprint = ?",
