@@ -13,7 +13,6 @@ runbook and the contacts' URLs become buttons or links.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +21,6 @@ import orjson
 import structlog
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -30,6 +28,7 @@ from tenacity import (
 
 from pagerd import __version__
 from pagerd.notifiers.base import DeliveryError, Page, PageItem, Receipt
+from pagerd.notifiers.retry import retryable, warn_on_change
 
 log = structlog.get_logger("pagerd.notifier")
 
@@ -236,8 +235,8 @@ class _Poster:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
-            retry=retry_if_exception(_retryable),
-            before_sleep=_warn_on_change(bound),
+            retry=retry_if_exception(retryable),
+            before_sleep=warn_on_change(bound),
             reraise=True,
         ):
             with attempt:
@@ -272,19 +271,3 @@ class _Poster:
         raise DeliveryError(f"http_{status}", retryable=retryable, detail=text.strip())
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, DeliveryError) and exc.retryable
-
-
-def _warn_on_change(bound: Any) -> Callable[[RetryCallState], None]:
-    """A tenacity hook that warns when an error first appears or changes, not every time."""
-    seen: list[str] = []
-
-    def hook(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        reason = exc.reason if isinstance(exc, DeliveryError) else repr(exc)
-        if not seen or seen[-1] != reason:
-            bound.warning("page.retrying", reason=reason, attempt=state.attempt_number)
-        seen.append(reason)
-
-    return hook

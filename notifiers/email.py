@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import hashlib
 import ssl
-from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from html import escape
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiosmtplib
 import structlog
 from tenacity import (
     AsyncRetrying,
-    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from pagerd.notifiers.base import DeliveryError, Page, PageItem, Receipt
+from pagerd.notifiers.retry import retryable, warn_on_change
 
 log = structlog.get_logger("pagerd.notifier")
 
@@ -76,8 +74,8 @@ class EmailNotifier:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
-            retry=retry_if_exception(_retryable),
-            before_sleep=_warn_on_change(bound),
+            retry=retry_if_exception(retryable),
+            before_sleep=warn_on_change(bound),
             reraise=True,
         ):
             with attempt:
@@ -230,19 +228,3 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0][:200] if text.strip() else ""
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, DeliveryError) and exc.retryable
-
-
-def _warn_on_change(bound: Any) -> Callable[[RetryCallState], None]:
-    """A tenacity hook that warns when an error first appears or changes, not every time."""
-    seen: list[str] = []
-
-    def hook(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        reason = exc.reason if isinstance(exc, DeliveryError) else repr(exc)
-        if not seen or seen[-1] != reason:
-            bound.warning("page.retrying", reason=reason, attempt=state.attempt_number)
-        seen.append(reason)
-
-    return hook

@@ -27,6 +27,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from pagerd import __version__
 from pagerd.notifiers.base import DeliveryError, Page, PageItem, Receipt
+from pagerd.notifiers.retry import retryable
 
 log = structlog.get_logger("pagerd.notifier")
 
@@ -184,9 +185,6 @@ def _redact(text: str) -> str:
     return _NUMBER.sub(lambda match: mask_number(match[0]), text)
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, DeliveryError) and exc.retryable
-
 
 class TwilioAPI:
     """Creates resources under one Twilio account (`Messages`, `Calls`) with short retries."""
@@ -223,7 +221,7 @@ class TwilioAPI:
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential_jitter(multiplier=self._wait_base, max=10 * self._wait_base,
                                          jitter=self._wait_base),
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retryable),
             reraise=True,
         ):
             with attempt:
@@ -274,9 +272,9 @@ def _error(status: int, document: Mapping[str, Any]) -> DeliveryError:
     code = document.get("code")
     reason = f"twilio_{code}" if isinstance(code, int) else f"http_{status}"
     # 429 and 5xx may pass; any other 4xx will fail the same way however often we try.
-    retryable = status == 429 or status >= 500
+    may_pass = status == 429 or status >= 500
     detail = _redact(str(document.get("message", "")))[:200]
-    return DeliveryError(reason, retryable=retryable, detail=detail)
+    return DeliveryError(reason, retryable=may_pass, detail=detail)
 
 
 # --- The notifier ----------------------------------------------------------------------------
