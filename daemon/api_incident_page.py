@@ -10,7 +10,7 @@ from aiohttp import web
 
 from pagerd.daemon.core import Daemon
 from pagerd.daemon.incident_page import HEADERS, render
-from pagerd.daemon.linkpages import csrf_ok, csrf_token, error_page, origin_ok, status_for
+from pagerd.daemon.linkpages import csrf_token, error_page, post_allowed, status_for
 from pagerd.links import LinkClaims, LinkError
 
 STATES = {"ack": "acknowledged", "mitigate": "mitigated", "resolve": "resolved"}
@@ -60,11 +60,8 @@ class IncidentPage:
         except LinkError as exc:
             return self._refuse(exc.reason)
         form = await request.post()
-        presented = form.get("csrf")
-        if not isinstance(presented, str) or not csrf_ok(
-                self.daemon.signer_key(claims.kid), token, presented):
-            return self._refuse("csrf")
-        if not origin_ok(request.headers.get("Origin"), self.daemon.settings.external_url):
+        if not post_allowed(self.daemon.signer_key(claims.kid), token, form.get("csrf"),
+                            request.headers.get("Origin"), self.daemon.settings.external_url):
             return self._refuse("csrf")
         action = request.match_info["action"]
         who = f"user:{claims.user}"

@@ -11,11 +11,10 @@ from pagerd.daemon.linkpages import (
     CSRF_FIELD,
     HEADERS,
     confirm_page,
-    csrf_ok,
     csrf_token,
     done_page,
     error_page,
-    origin_ok,
+    post_allowed,
     status_for,
 )
 from pagerd.links import LinkClaims, LinkError
@@ -73,11 +72,8 @@ class LinkApi:
         except LinkError as exc:
             return self._refuse(exc.reason)
         form = await request.post()
-        presented = form.get(CSRF_FIELD)
-        if not isinstance(presented, str) or not csrf_ok(self._csrf_key(claims), token,
-                                                         presented):
-            return self._refuse("csrf")
-        if not origin_ok(request.headers.get("Origin"), self.daemon.settings.external_url):
+        if not post_allowed(self._csrf_key(claims), token, form.get(CSRF_FIELD),
+                            request.headers.get("Origin"), self.daemon.settings.external_url):
             return self._refuse("csrf")
         if claims.action not in STATES:
             return self._refuse("malformed")

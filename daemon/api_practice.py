@@ -3,7 +3,6 @@ severity set by a person, remediation actions, reviews and reports."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +16,7 @@ from pagerd.daemon.responses import json_response, read_json, unauthorized, unav
 from pagerd.durations import parse_duration
 from pagerd.models import Alert, AlertStatus
 from pagerd.receivers import pagerduty
-from pagerd.receivers.auth import presented_token
+from pagerd.receivers.auth import presented_token, token_matches
 from pagerd.receivers.errors import PayloadError
 from pagerd.report import report
 from pagerd.review import Targets, render_markdown, review
@@ -258,8 +257,7 @@ class PracticeApi:
             return json_response(exc.response_body(), 400)
         name = self._integration(event.routing_key)
         if name is None:
-            return json_response({"status": "invalid event", "message": "Event object is "
-                                  "invalid", "errors": ["Invalid routing key"]}, 400)
+            return _invalid_routing_key()
         try:
             await self._apply(event, name)
         except StoreUnavailable:
@@ -267,9 +265,10 @@ class PracticeApi:
         return json_response(pagerduty.success_body(event.dedup_key), 202)
 
     def _integration(self, routing_key: str) -> str | None:
+        """The pagerduty integration whose token is this routing key (constant time)."""
         for name, integration in self.daemon.settings.integrations.items():
-            token = self.daemon.tokens.get(name)
-            if integration.type == "pagerduty" and token and routing_key == token:
+            if integration.type == "pagerduty" and token_matches(
+                    routing_key, self.daemon.tokens.get(name)):
                 return name
         return None
 
@@ -298,11 +297,10 @@ class PracticeApi:
             return json_response(exc.response_body(), 400)
         name = self._integration(event.routing_key)
         if name is None:
-            return json_response({"status": "invalid event", "message": "Event object is "
-                                  "invalid", "errors": ["Invalid routing key"]}, 400)
+            return _invalid_routing_key()
         details = event.custom_details if isinstance(event.custom_details, dict) else {}
         component = details.get("component") or event.source or None
-        at = event.timestamp.timestamp() if event.timestamp else time.time()
+        at = event.timestamp.timestamp() if event.timestamp else daemon.clock.time()
         links = [{"href": link.href, "text": link.text} for link in event.links]
         await daemon.store.add_change(component, event.summary, event.source or name, at,
                                       {"links": links, "integration": name})
@@ -320,6 +318,12 @@ class PracticeApi:
         opened = incident["opened_at"]
         return json_response(await self.daemon.store.recent_changes(
             incident["owner"], opened - 24 * 3600, max(opened, self.daemon.clock.time())))
+
+
+def _invalid_routing_key() -> web.Response:
+    """PagerDuty's answer to a routing key it does not know."""
+    return json_response({"status": "invalid event", "message": "Event object is invalid",
+                          "errors": ["Invalid routing key"]}, 400)
 
 
 def _too_many(daemon: Daemon, reason: str) -> web.Response:

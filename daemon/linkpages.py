@@ -178,3 +178,10 @@ def _page(title: str, body: str) -> str:
         f"<title>{escape(title)} - pagerd</title><style>{_STYLE}</style></head>"
         f"<body><main><h1>{escape(title)}</h1>{body}</main></body></html>\n"
     )
+
+
+def post_allowed(key: bytes, link_token: str, presented: object, origin: str | None,
+                 external_url: str) -> bool:
+    """Whether a POST from a link's page may act: its CSRF value and its origin check out."""
+    return (isinstance(presented, str) and csrf_ok(key, link_token, presented)
+            and origin_ok(origin, external_url))
