@@ -265,7 +265,14 @@ class Daemon:
         """A provider's word on a page; an undelivered one fails over to the next method."""
         changed = await self.store.set_page_status(provider_id, status)
         page = await self.store.page_by_provider(provider_id)
-        if not changed or failure is None or page is None:
+        if not changed or page is None:
+            return
+        for incident_id in page["incidents"]:
+            await self.store.append_timeline(
+                incident_id, self.clock.time(), "page.delivery", "pagerd",
+                {"user": page["user"], "method": page["method"], "status": status,
+                 "reason": failure})
+        if failure is None:
             return
         user = self.settings.oncall.users.get(page["user"])
         if user is None:

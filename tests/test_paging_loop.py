@@ -218,6 +218,8 @@ async def test_undelivered_text_fails_over(tmp_path: Path) -> None:
             tries = [e for e in found["timeline"]
                      if e["kind"] == "page.retry" and e.get("method") == "webhook"]
             assert tries
+            (delivery,) = [e for e in found["timeline"] if e["kind"] == "page.delivery"]
+            assert delivery["status"] == "undelivered"
 
         await eventually(failed_over)
 
