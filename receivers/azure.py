@@ -66,7 +66,7 @@ def parse_azure(payload: object, *, integration: str = "azure") -> AzureParse:
     except Exception:
         # A parser bug must not lose the page nor answer 500 (Azure would retry it for
         # nothing): keep the payload whole, as for an unknown shape, and say so loudly.
-        log.exception("azure payload parser failed", integration=integration)
+        log.exception("azure.parser_failed", integration=integration)
         return generic(body, integration, reason="parser_error")
 
 
