@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from helpers import ADMIN, free_port, running_daemon
 
@@ -52,9 +57,6 @@ def browser() -> Iterator[object]:
         if os.environ.get("CI"):
             pytest.fail("chromium and chromium-driver must be installed in CI")
         pytest.skip("chromium / chromedriver not installed")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -71,8 +73,6 @@ def browser() -> Iterator[object]:
 async def test_page_shows_state_contacts_timeline_and_acts(
     tmp_path: Path, browser: object
 ) -> None:
-    from selenium.webdriver.common.by import By
-
     port = free_port()
     text = CONFIG.replace("PORT", str(port))
     async with running_daemon(tmp_path, text, port=port) as (daemon, base, session):
@@ -94,6 +94,10 @@ async def test_page_shows_state_contacts_timeline_and_acts(
             SHOTS.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(SHOTS / "incident-triggered.png"))  # type: ignore
             driver.find_element(By.ID, "ack").click()  # type: ignore[attr-defined]
+            # The button POSTs and the browser follows the redirect: wait for the new page.
+            WebDriverWait(driver, 10, ignored_exceptions=(StaleElementReferenceException,)
+                          ).until(lambda d: d.find_element(By.ID, "state").text
+                                  == "acknowledged")
             seen["after"] = driver.find_element(By.ID, "state").text  # type: ignore
             seen["after_timeline"] = driver.find_element(By.ID, "timeline").text  # type: ignore
             driver.save_screenshot(str(SHOTS / "incident-acknowledged.png"))  # type: ignore
