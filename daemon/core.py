@@ -156,7 +156,8 @@ class Daemon:
                       signer=lambda: self.signer, wake=wake, opted_out=lambda: self.opted_out)
         return Dispatcher(self.store, self.clock,
                           {"notify": notifications, "page": pager, **escalator.handlers(),
-                           "action_due": practice_watch.ActionReminders(self)})
+                           "action_due": practice_watch.ActionReminders(self)},
+                          batch_handlers={"escalate": escalator.escalate_many})
 
     def voice_action_url(self, page: Page) -> str:
         """Where Twilio posts the key a callee presses: signed for the page's first incident."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
 
 import structlog
 
@@ -24,6 +25,12 @@ log = structlog.get_logger("pagerd.dispatcher")
 MAX_BACKOFF = 300.0
 
 Handler = Callable[[Timer], Awaitable[None]]
+# Runs many timers of one kind at once (one store transaction for all of them).
+BatchHandler = Callable[[list[Timer]], Awaitable[None]]
+
+# Timers claimed per transaction: a storm of due escalation steps is claimed in a few
+# transactions, not one per free slot.
+CLAIM_BATCH = 512
 
 
 def backoff(attempts: int) -> float:
@@ -37,14 +44,15 @@ class Dispatcher:
 
     def __init__(
         self, store: Store, clock: Clock, handlers: Mapping[str, Handler], *,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         lease: float = 120.0, concurrency: int = 64, poll: float = 0.5,
     ) -> None:
         self._store = store
         self._clock = clock
         self._handlers = dict(handlers)
+        self._batch_handlers = dict(batch_handlers or {})
         self._lease = lease
         self._slots = asyncio.Semaphore(concurrency)
-        self._concurrency = concurrency
         self._poll = poll
         self._wake = asyncio.Event()
         self._stopping = False
@@ -65,24 +73,46 @@ class Dispatcher:
     async def _loop(self) -> None:
         while not self._stopping:
             self._wake.clear()
-            wanted = self._free()
-            claimed = await self._claim(wanted)
-            for timer in claimed:
+            claimed = await self._claim(CLAIM_BATCH)
+            for work in self._split(claimed):
+                # A slot per unit of work: a send, or a whole batch of escalation steps.
                 await self._slots.acquire()
-                task = asyncio.create_task(self._handle(timer))
+                task = asyncio.create_task(work)
                 self._in_flight.add(task)
                 task.add_done_callback(self._done)
-            if len(claimed) < wanted:
-                # Nothing more is due: wait for the poll (timers fall due by time) or for a
-                # change that wakes us. A full claim means more may be due: claim again.
+            if len(claimed) < CLAIM_BATCH:
+                # Nothing more is due: wait until the next timer falls due (at most a poll,
+                # so a jump of the wall clock is noticed) or a change wakes us. A full claim
+                # means more may be due: claim again at once.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    await asyncio.wait_for(self._wake.wait(), await self._until_next())
+
+    async def _until_next(self) -> float:
+        try:
+            due = await self._store.next_due()
+        except StoreUnavailable:
+            return self._poll
+        if due is None:
+            return self._poll
+        return min(self._poll, max(0.0, due - self._clock.time()))
+
+    def _split(self, claimed: list[Timer]) -> list[Coroutine[Any, Any, None]]:
+        """The claimed timers as units of work: a batch per batched kind, else one each."""
+        batches: dict[str, list[Timer]] = {}
+        work: list[Coroutine[Any, Any, None]] = []
+        for timer in claimed:
+            if timer.kind in self._batch_handlers:
+                batches.setdefault(timer.kind, []).append(timer)
+            else:
+                work.append(self._handle(timer))
+        work.extend(self._handle_batch(kind, timers) for kind, timers in batches.items())
+        return work
 
     async def run_due(self) -> int:
         """Run every timer due now, to completion; for tests driving a fake clock."""
         count = 0
-        while claimed := await self._claim():
-            await asyncio.gather(*(self._handle(timer) for timer in claimed))
+        while claimed := await self._claim(CLAIM_BATCH):
+            await asyncio.gather(*self._split(claimed))
             count += len(claimed)
         return count
 
@@ -111,18 +141,23 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _free(self) -> int:
-        # At least one: when every slot is busy, the next timer waits for a slot, claimed.
-        return max(1, self._concurrency - len(self._in_flight))
-
-    async def _claim(self, wanted: int | None = None) -> list[Timer]:
+    async def _claim(self, wanted: int) -> list[Timer]:
         try:
-            return await self._store.claim_due(self._clock.time(), wanted or self._free(),
-                                               self._lease)
+            return await self._store.claim_due(self._clock.time(), wanted, self._lease)
         except StoreUnavailable as exc:
             log.warning("dispatcher.store_unavailable", error=str(exc))
             await asyncio.sleep(self._poll)
             return []
+
+    async def _handle_batch(self, kind: str, timers: list[Timer]) -> None:
+        try:
+            await self._batch_handlers[kind](timers)
+        except StoreUnavailable as exc:
+            log.warning("dispatcher.store_unavailable", kind=kind, timers=len(timers),
+                        error=str(exc))
+        except Exception:
+            # As for one timer: the claims expire and the timers are tried again.
+            log.exception("dispatcher.handler_failed", kind=kind, timers=len(timers))
 
     async def _handle(self, timer: Timer) -> None:
         handler = self._handlers.get(timer.kind)

@@ -9,6 +9,7 @@ the current instant and stores each step atomically with the pages it orders (wh
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -16,7 +17,7 @@ import structlog
 from pagerd.clock import Clock
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.pager import rules_of
-from pagerd.oncall.escalation import Position, plan_step
+from pagerd.oncall.escalation import Position, StepPlan, plan_step
 from pagerd.oncall.overrides import Override
 from pagerd.settings import Settings
 from pagerd.store.base import EscalationStepRecord, PageOrder, Store, Timer
@@ -45,10 +46,36 @@ class Escalator:
 
     async def escalate(self, timer: Timer) -> None:
         """Fire one escalation step: page its people, arm the next step."""
+        await self.escalate_many([timer])
+
+    async def escalate_many(self, timers: list[Timer]) -> None:
+        """Fire many due steps, stored in one transaction (a storm fires thousands)."""
         now = self._clock.time()
+        at = self._clock.now()
+        steps = [(timer, *await self._plan(timer, now, at)) for timer in timers]
+        fired = await self._store.fire_escalations(
+            [(timer, record) for timer, record, _ in steps], now)
+        paged = False
+        for (timer, record, plan), done in zip(steps, fired, strict=True):
+            if not done:
+                continue  # acknowledged or resolved meanwhile: escalation is over
+            position = Position.from_json(timer.payload)
+            self._count_step(position, plan.fallback, bool(plan.users), now - timer.due_at,
+                             plan.next is None)
+            log.debug("escalation.step", incident=timer.incident_id, policy=position.policy,
+                      step=position.step, round=position.round, users=list(plan.users),
+                      fallback=plan.fallback)
+            paged = paged or bool(record.pages)
+        log.info("escalation.steps", fired=sum(fired), due=len(timers),
+                 latest=round(max(now - t.due_at for t in timers), 3))
+        if paged:
+            self._wake()
+
+    async def _plan(self, timer: Timer, now: float, at: datetime
+                    ) -> tuple[EscalationStepRecord, StepPlan]:
         oncall = self._settings().oncall
         position = Position.from_json(timer.payload)
-        plan = plan_step(oncall, position, self._clock.now(), self._overrides())
+        plan = plan_step(oncall, position, at, self._overrides())
         step_id = f"{position.policy}:{position.step}:{position.round}"
         pages = [
             PageOrder(user=name, method=rule.method.value, delay=float(rule.delay_seconds),
@@ -69,15 +96,7 @@ class Escalator:
             next_payload=plan.next.to_json() if plan.next else None,
             next_due=now + plan.delay if plan.next else None,
         )
-        if not await self._store.fire_escalation(timer, now, record):
-            return  # acknowledged or resolved meanwhile: escalation is over
-        self._count_step(position, plan.fallback, bool(plan.users), now - timer.due_at,
-                         plan.next is None)
-        log.info("escalation.step", incident=timer.incident_id, policy=position.policy,
-                 step=position.step, round=position.round, users=list(plan.users),
-                 fallback=plan.fallback)
-        if pages:
-            self._wake()
+        return record, plan
 
     async def _reminder(self, incident_id: int, position: Position, step_id: str,
                         paged: tuple[str, ...]) -> list[PageOrder]:

@@ -185,6 +185,16 @@ class Store(abc.ABC):
         the escalation (or end it). Otherwise drop the timer. True if the step fired."""
 
     @abc.abstractmethod
+    async def fire_escalations(
+        self, steps: list[tuple[Timer, EscalationStepRecord]], now: float
+    ) -> list[bool]:
+        """`fire_escalation` for many steps in one transaction."""
+
+    @abc.abstractmethod
+    async def next_due(self) -> float | None:
+        """When the earliest unclaimed timer falls due, if any."""
+
+    @abc.abstractmethod
     async def retrigger(self, timer: Timer, now: float) -> bool:
         """An ack timeout ran out: an incident still acknowledged is triggered again and its
         escalation restarts. Drops the timer either way."""

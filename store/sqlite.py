@@ -152,6 +152,21 @@ class SQLiteStore(Store):
     ) -> bool:
         return await self._write(lambda conn: sqlite_escalation.fire(conn, timer, now, record))
 
+    async def fire_escalations(
+        self, steps: list[tuple[Timer, EscalationStepRecord]], now: float
+    ) -> list[bool]:
+        return await self._write(
+            lambda conn: [sqlite_escalation.fire(conn, timer, now, record)
+                          for timer, record in steps])
+
+    async def next_due(self) -> float | None:
+        def op(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT MIN(due_at) FROM timers WHERE claimed_until IS NULL").fetchone()
+            return float(row[0]) if row and row[0] is not None else None
+
+        return await self._read(op)
+
     async def retrigger(self, timer: Timer, now: float) -> bool:
         return await self._write(lambda conn: sqlite_escalation.retrigger(conn, timer, now))
 

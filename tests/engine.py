@@ -64,7 +64,8 @@ class Engine:
         pager = Pager(self.store, metrics, lambda: self.settings, self.clock, self.phones,
                       signer=lambda: signer, wake=lambda: None)
         self.dispatcher = Dispatcher(self.store, self.clock,
-                                     {"page": pager, **escalator.handlers()})
+                                     {"page": pager, **escalator.handlers()},
+                                     batch_handlers={"escalate": escalator.escalate_many})
         self.intake = Intake(self.store, metrics, self.clock, Router(self.settings))
 
     async def stop(self) -> None:
