@@ -211,8 +211,8 @@ class TestSend:
                 await notifier(fake, session).send_page(page())
         events = [(entry["log_level"], entry["event"]) for entry in logs
                   if entry["log_level"] != "debug"]
-        assert events == [("warning", "twilio request failed"),
-                          ("info", "twilio request succeeded after retries")]
+        assert events == [("warning", "twilio.request_failed"),
+                          ("info", "twilio.delivered_after_retries")]
         assert logs[0]["reason"] == "http_503" and logs[0]["notifier"] == "sms"
         assert all(PHONE not in repr(entry) for entry in logs)
 
