@@ -159,6 +159,15 @@ class TimedStore(SQLiteStore):
             self.stamps.queued.setdefault(timer.incident_id, time.time())
         return fired
 
+    async def fire_escalations(self, steps: list[tuple[Timer, EscalationStepRecord]],
+                               now: float) -> list[bool]:
+        fired = await super().fire_escalations(steps, now)
+        at = time.time()
+        for (timer, record), done in zip(steps, fired, strict=True):
+            if done and record.pages:
+                self.stamps.queued.setdefault(timer.incident_id, at)
+        return fired
+
 
 @dataclass
 class StampingNotifier:
@@ -220,7 +229,9 @@ def build_dispatcher(store: SQLiteStore, settings: Settings, notifier: PageNotif
     escalator = Escalator(store, metrics, lambda: settings, clock, wake=wake)
     pager = Pager(store, metrics, lambda: settings, clock, {"webhook": notifier},
                   signer=lambda: signer, wake=wake)
+    # As Daemon.build_dispatcher wires it: due steps are fired in batches.
     dispatcher = Dispatcher(store, clock, {"page": pager, **escalator.handlers()},
+                            batch_handlers={"escalate": escalator.escalate_many},
                             concurrency=concurrency)
     return dispatcher
 
