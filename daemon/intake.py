@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -17,6 +19,22 @@ from pagerd.store.base import IngestBatch, IngestItem, IngestResult, RouteTarget
 log = structlog.get_logger("pagerd.intake")
 
 
+# Group keys remembered per Router (one config); past this many, the memo starts over, so
+# a label with ever-new values cannot grow it without bound.
+_GROUP_KEYS_MAX = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteFacts:
+    """What a target takes from its route and level alone, worked out once per config."""
+
+    severity: str
+    severity_rank: int
+    escalation_policy: str | None
+    opens_incident: bool
+    notify: bool
+
+
 class Router:
     """Turns an alert into the incidents it belongs to, under one config."""
 
@@ -25,6 +43,8 @@ class Router:
         self.inhibitor = Inhibitor(settings.routing.inhibit_rules)
         for fingerprint, labels in firing:
             self.inhibitor.observe(fingerprint, labels, True)
+        self._facts: dict[tuple[Route, str], _RouteFacts] = {}
+        self._group_keys: dict[tuple[Route, tuple[str, ...]], str] = {}
 
     def targets(self, alert: Alert, metrics: Metrics, clock: Clock) -> IngestItem:
         """The alert with every route it matches as an incident target.
@@ -45,17 +65,43 @@ class Router:
 
         targets = []
         suppressed = False
+        now: datetime | None = None
         for route in tree.match(alert.labels):
-            muted = tree.is_muted(route, clock.now()) if firing else None
-            if muted is not None:
-                metrics.alerts_unrouted.labels(
-                    "inactive" if muted == "inactive" else "muted").inc()
-                suppressed = True
-                continue
+            # Only a route with time intervals can be muted: the others need no clock.
+            if firing and (route.mute_time_intervals or route.active_time_intervals):
+                now = now or clock.now()
+                muted = tree.is_muted(route, now)
+                if muted is not None:
+                    metrics.alerts_unrouted.labels(
+                        "inactive" if muted == "inactive" else "muted").inc()
+                    suppressed = True
+                    continue
             targets.append(self._target(route, alert, level))
         return IngestItem(alert, targets, suppressed)
 
     def _target(self, route: Route, alert: Alert, source_level: str) -> RouteTarget:
+        facts = self._facts.get((route, source_level))
+        if facts is None:
+            facts = self._facts[(route, source_level)] = self._route_facts(route, source_level)
+        tree = self.settings.routing.tree
+        group_labels = tree.group_labels(route, alert.labels)
+        return RouteTarget(
+            key=self._group_key(route, alert, group_labels),
+            route_id=route.id,
+            receiver=route.receiver,
+            group_labels=group_labels,
+            severity=facts.severity,
+            severity_rank=facts.severity_rank,
+            owner=route.owner,
+            escalation_policy=facts.escalation_policy,
+            opens_incident=facts.opens_incident,
+            group_wait=route.group_wait,
+            group_interval=route.group_interval,
+            notify=facts.notify,
+            auto_resolve_after=route.auto_resolve_after if alert.stateless else None,
+        )
+
+    def _route_facts(self, route: Route, source_level: str) -> _RouteFacts:
         settings = self.settings
         severity = route.severity or source_level
         receiver = settings.receivers[route.receiver]
@@ -64,21 +110,27 @@ class Router:
         policy = (route.escalation_policy
                   or (component.escalation_policy if component else None)
                   or (level.escalation_policy if level else None))
-        return RouteTarget(
-            key=settings.routing.tree.group_key(route, alert.labels),
-            route_id=route.id,
-            receiver=route.receiver,
-            group_labels=settings.routing.tree.group_labels(route, alert.labels),
+        return _RouteFacts(
             severity=severity,
             severity_rank=settings.severities.rank(severity),
-            owner=route.owner,
             escalation_policy=policy,
             opens_incident=receiver.has_notifier or policy is not None,
-            group_wait=route.group_wait,
-            group_interval=route.group_interval,
             notify=receiver.has_notifier,
-            auto_resolve_after=route.auto_resolve_after if alert.stateless else None,
         )
+
+    def _group_key(self, route: Route, alert: Alert, group_labels: dict[str, str]) -> str:
+        tree = self.settings.routing.tree
+        if route.group_by is None:
+            return tree.group_key(route, alert.labels)
+        # The key is a function of the route and its group_by labels' values: memoised,
+        # since spelling it (Go quoting) costs more than looking it up.
+        memo = (route, tuple(group_labels.get(name, "") for name in route.group_by))
+        key = self._group_keys.get(memo)
+        if key is None:
+            if len(self._group_keys) >= _GROUP_KEYS_MAX:
+                self._group_keys.clear()
+            key = self._group_keys[memo] = tree.group_key(route, alert.labels)
+        return key
 
 
 class Intake:

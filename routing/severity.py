@@ -60,17 +60,22 @@ class Severities:
     default: str
     label: str = "severity"
     mapping: Mapping[str, str] = field(default_factory=dict)
+    # The levels by name, for lookups once per routed alert (the first of equal names).
+    _by_name: dict[str, SeverityLevel] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for level in reversed(self.levels):
+            self._by_name[level.name] = level
 
     def rank(self, name: str) -> int:
         """The rank of a level (0 is the most severe); unknown names rank last."""
-        for level in self.levels:
-            if level.name == name:
-                return level.rank
-        return len(self.levels)
+        level = self._by_name.get(name)
+        return level.rank if level is not None else len(self.levels)
 
     def level(self, name: str) -> SeverityLevel | None:
         """The declared level called `name`."""
-        return next((level for level in self.levels if level.name == name), None)
+        return self._by_name.get(name)
 
     def names(self) -> set[str]:
         """Every declared level name."""

@@ -1,7 +1,10 @@
 """The ingest transaction: alerts upserted by fingerprint, incidents opened, updated or
 resolved, timelines appended and notifications scheduled, on one SQLite connection.
 
-It runs inside the group-commit writer's transaction, so everything here is atomic.
+It runs inside the group-commit writer's transaction, so everything here is atomic. Its
+statements are per batch, not per alert (alerts read and upserted in one statement each,
+memberships and timeline entries likewise), with the outcome of each alert worked out in
+order in Python, exactly as alert-by-alert statements would have left it.
 """
 
 from __future__ import annotations
@@ -12,146 +15,277 @@ from typing import Any
 
 from pagerd.models import Alert, AlertStatus, IncidentState
 from pagerd.store import sqlite_escalation
-from pagerd.store.base import IngestBatch, IngestResult, RouteTarget
-from pagerd.store.sqlite_rows import append, dumps
+from pagerd.store.base import IngestBatch, IngestItem, IngestResult, RouteTarget
+from pagerd.store.sqlite_rows import append, dumps, execute_in, execute_values
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+_ALERT_INSERT = (
+    "INSERT INTO alerts (fingerprint, integration, status, labels, annotations, starts_at,"
+    " ends_at, generator_url, stateless, suppressed, source, received_at, updated_at)"
+)
+_ALERT_UPSERT = (
+    "ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status,"
+    " labels = excluded.labels, annotations = excluded.annotations,"
+    " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
+    " generator_url = excluded.generator_url, source = excluded.source,"
+    " suppressed = excluded.suppressed,"
+    " updated_at = excluded.updated_at"
+)
+_MEMBER_INSERT = "INSERT INTO incident_alerts (incident_id, fingerprint, status, severity)"
+_MEMBER_UPSERT = (
+    "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET"
+    " status = excluded.status, severity = excluded.severity"
+)
+_TIMELINE_INSERT = "INSERT INTO timeline (incident_id, at, kind, actor, data)"
+
+
 @dataclass
 class _Batch:
     """What one batch learns as it goes: open incidents by key, and the per-incident work
-    done once at the end rather than once per alert (a storm's alerts share incidents)."""
+    done once at the end rather than once per alert (a storm's alerts share incidents).
 
+    Timeline entries and memberships are buffered and written in one statement each at the
+    end (in order, so timeline ids keep the order of events): nothing in between reads
+    them back.
+    """
+
+    now: float
     result: IngestResult = field(default_factory=IngestResult)
-    # key -> [incident id, severity rank, pinned, state] of the open incident with that key
+    # key -> [incident id, severity rank, pinned, state, severity] of its open incident
     open: dict[str, list[Any]] = field(default_factory=dict)
     touched: set[int] = field(default_factory=set)
     changes: dict[tuple[int, str], float] = field(default_factory=dict)
+    # (incident id, fingerprint) -> membership status, as the batch has left it
+    members: dict[tuple[int, str], str] = field(default_factory=dict)
+    # incidents whose memberships of this batch's alerts are all in `members`
+    loaded: set[int] = field(default_factory=set)
+    member_rows: dict[tuple[int, str], tuple[int, str, str, str]] = field(default_factory=dict)
+    timeline: list[tuple[int, float, str, str, str]] = field(default_factory=list)
+    # keys read and found to have no open incident
+    absent: set[str] = field(default_factory=set)
+    # incidents whose auto-resolve timer this batch has (re)armed already
+    armed: set[int] = field(default_factory=set)
 
-    def flush(self, conn: sqlite3.Connection, now: float) -> None:
-        for incident_id in self.touched:
-            conn.execute("UPDATE incidents SET updated_at = ? WHERE id = ?", (now, incident_id))
+    def member(self, incident_id: int, alert: Alert, target: RouteTarget) -> None:
+        key = (incident_id, alert.fingerprint)
+        self.members[key] = alert.status.value
+        self.member_rows[key] = (incident_id, alert.fingerprint, alert.status.value,
+                                 target.severity)
+
+    def append(self, incident_id: int, kind: str, actor: str, data: dict[str, Any]) -> None:
+        self.timeline.append((incident_id, self.now, kind, actor, dumps(data)))
+
+    def write_buffered(self, conn: sqlite3.Connection) -> None:
+        """Write the buffered memberships and timeline entries."""
+        execute_values(conn, _MEMBER_INSERT, list(self.member_rows.values()), _MEMBER_UPSERT)
+        execute_values(conn, _TIMELINE_INSERT, self.timeline)
+        self.member_rows.clear()
+        self.timeline.clear()
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        now = self.now
+        self.write_buffered(conn)
+        execute_in(conn, "UPDATE incidents SET updated_at = ? WHERE id", list(self.touched),
+                   params=(now,))
+        # One statement per run of equal group_interval, in order (new timers keep their
+        # order of ids).
+        rows: list[tuple[str, int, str, float, float]] = []
+        interval = 0.0
         for (incident_id, receiver), group_interval in self.changes.items():
-            schedule_change(conn, incident_id, receiver, now, group_interval)
+            if rows and group_interval != interval:
+                execute_values(conn, _SCHEDULE_INSERT, rows, _SCHEDULE_UPSERT, (interval,))
+                rows = []
+            interval = group_interval
+            rows.append(("notify", incident_id, receiver, now, now))
+        execute_values(conn, _SCHEDULE_INSERT, rows, _SCHEDULE_UPSERT, (interval,))
 
 
 def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> IngestResult:
     """Apply one intake batch; see the module docstring."""
-    work = _Batch()
-    for item in batch.items:
-        outcome = _upsert_alert(conn, item.alert, item.suppressed, now)
-        work.result.count(outcome)
-        if outcome == "duplicate":
-            continue
+    work = _Batch(now)
+    live = _upsert_alerts(conn, batch.items, now, work.result)
+    resolving = any(
+        item.alert.status is not AlertStatus.FIRING and any(t.opens_incident for t in item.targets)
+        for item in live
+    )
+    if resolving:
+        _apply_in_order(conn, live, batch.partial, work)
+    else:
+        _apply_firing(conn, live, work)
+    work.flush(conn)
+    return work.result
+
+
+def _apply_in_order(
+    conn: sqlite3.Connection, live: list[IngestItem], partial: bool, work: _Batch
+) -> None:
+    """Incidents for a batch with resolutions: alert by alert, since a resolution may close
+    an incident that a later alert of the batch then opens anew."""
+    now = work.now
+    for item in live:
         for target in item.targets:
             if not target.opens_incident:
                 continue
             if item.alert.status is AlertStatus.FIRING:
-                _join_incident(conn, item.alert, target, now, work)
+                _join_incident(conn, item.alert, target, work)
             else:
                 # A resolution may close the incident: forget what the batch knew of it.
                 work.open.pop(target.key, None)
-                _leave_incident(conn, item.alert, target, now, work.result, batch.partial)
-    work.flush(conn, now)
-    return work.result
+                work.write_buffered(conn)
+                _leave_incident(conn, item.alert, target, now, work.result, partial)
+                # It wrote memberships itself: read them from the database again.
+                work.members.clear()
+                work.loaded.clear()
 
 
-def _upsert_alert(conn: sqlite3.Connection, alert: Alert, suppressed: bool, now: float) -> str:
-    labels = dumps(alert.labels)
-    annotations = dumps(alert.annotations)
-    starts_at = _iso(alert.starts_at)
-    row = conn.execute(
-        "SELECT status, starts_at, labels, annotations, suppressed FROM alerts"
-        " WHERE fingerprint = ?",
-        (alert.fingerprint,),
-    ).fetchone()
-    if row == (alert.status.value, starts_at, labels, annotations, 0):
-        return "duplicate"
-    if row is not None and row[4] and suppressed and row[0] == alert.status.value:
-        # Still silenced: nothing to do until the silence ends.
-        return "duplicate"
-    conn.execute(
-        "INSERT INTO alerts (fingerprint, integration, status, labels, annotations, starts_at,"
-        " ends_at, generator_url, stateless, suppressed, source, received_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (fingerprint) DO UPDATE SET status = excluded.status,"
-        " labels = excluded.labels, annotations = excluded.annotations,"
-        " starts_at = excluded.starts_at, ends_at = excluded.ends_at,"
-        " generator_url = excluded.generator_url, source = excluded.source,"
-        " suppressed = excluded.suppressed,"
-        " updated_at = excluded.updated_at",
-        (
-            alert.fingerprint, alert.integration, alert.status.value, labels, annotations,
+def _apply_firing(conn: sqlite3.Connection, live: list[IngestItem], work: _Batch) -> None:
+    """Incidents for a batch of firing alerts: the open incidents and the memberships they
+    already have are read in one query each, then every alert joins in order."""
+    joins = [(item.alert, target) for item in live for target in item.targets
+             if target.opens_incident]
+    if not joins:
+        return
+    keys = list(dict.fromkeys(target.key for _, target in joins))
+    for key, *row in execute_in(
+        conn, "SELECT key, id, severity_rank, severity_pinned, state, severity FROM incidents"
+        " WHERE key", keys, "AND state != 'resolved'",
+    ):
+        work.open[key] = row
+    work.absent.update(key for key in keys if key not in work.open)
+    asked: dict[int, dict[str, None]] = {}
+    for alert, target in joins:
+        if target.key in work.open:
+            asked.setdefault(work.open[target.key][0], {})[alert.fingerprint] = None
+    for incident_id, fingerprints in asked.items():
+        for fingerprint, status in execute_in(
+            conn, "SELECT fingerprint, status FROM incident_alerts WHERE incident_id = ?"
+            " AND fingerprint", list(fingerprints), params=(incident_id,),
+        ):
+            work.members[(incident_id, fingerprint)] = status
+    work.loaded.update(row[0] for row in work.open.values())
+    for alert, target in joins:
+        _join_incident(conn, alert, target, work)
+
+
+def _upsert_alerts(
+    conn: sqlite3.Connection, items: list[IngestItem], now: float, result: IngestResult
+) -> list[IngestItem]:
+    """Upsert the batch's alerts by fingerprint; the items that were not duplicates."""
+    fingerprints = list(dict.fromkeys(item.alert.fingerprint for item in items))
+    stored: dict[str, tuple[Any, ...]] = {
+        row[0]: row[1:] for row in execute_in(
+            conn, "SELECT fingerprint, status, starts_at, labels, annotations, suppressed"
+            " FROM alerts WHERE fingerprint", fingerprints,
+        )
+    }
+    live: list[IngestItem] = []
+    rows: list[tuple[Any, ...]] = []
+    for item in items:
+        alert = item.alert
+        status = alert.status.value
+        labels = dumps(alert.labels)
+        annotations = dumps(alert.annotations)
+        starts_at = _iso(alert.starts_at)
+        row = stored.get(alert.fingerprint)
+        if row == (status, starts_at, labels, annotations, 0) or (
+            # Still silenced: nothing to do until the silence ends.
+            row is not None and row[4] and item.suppressed and row[0] == status
+        ):
+            result.count("duplicate")
+            continue
+        stored[alert.fingerprint] = (status, starts_at, labels, annotations, int(item.suppressed))
+        rows.append((
+            alert.fingerprint, alert.integration, status, labels, annotations,
             starts_at, _iso(alert.ends_at), alert.generator_url, int(alert.stateless),
-            int(suppressed), dumps(alert.source), now, now,
-        ),
-    )
-    if row is None:
-        return "new"
-    if alert.status is AlertStatus.RESOLVED:
-        return "resolved" if row[0] == AlertStatus.FIRING.value else "updated"
-    return "updated"
+            int(item.suppressed), dumps(alert.source), now, now,
+        ))
+        if row is None:
+            outcome = "new"
+        elif alert.status is AlertStatus.RESOLVED and row[0] == AlertStatus.FIRING.value:
+            outcome = "resolved"
+        else:
+            outcome = "updated"
+        result.count(outcome)
+        live.append(item)
+    execute_values(conn, _ALERT_INSERT, rows, _ALERT_UPSERT)
+    return live
 
 
 def _join_incident(
-    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float, work: _Batch,
+    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, work: _Batch
 ) -> int:
+    now = work.now
     known = work.open.get(target.key)
     if known is None:
-        row = conn.execute(
-            "SELECT id, severity_rank, severity_pinned, state FROM incidents"
+        row = None if target.key in work.absent else conn.execute(
+            "SELECT id, severity_rank, severity_pinned, state, severity FROM incidents"
             " WHERE key = ? AND state != 'resolved'",
             (target.key,),
         ).fetchone()
         if row is None:
-            incident_id = _open_incident(conn, alert, target, now, work.result)
+            incident_id = _open_incident(conn, alert, target, work)
             work.open[target.key] = [incident_id, target.severity_rank,
-                                     int(target.details is not None), "triggered"]
+                                     int(target.details is not None), "triggered",
+                                     target.severity]
             return incident_id
         known = work.open[target.key] = list(row)
 
-    incident_id, rank, pinned, state = known
-    member = conn.execute(
-        "SELECT status FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
-        (incident_id, alert.fingerprint),
-    ).fetchone()
-    _upsert_member(conn, incident_id, alert, target)
-    kind = "alert.updated" if member == ("firing",) else "alert.firing"
-    append(conn, incident_id, now, kind, alert.integration, _alert_entry(alert, target))
+    incident_id, rank, pinned, state, severity = known
+    member = work.members.get((incident_id, alert.fingerprint))
+    if member is None and incident_id not in work.loaded:
+        row = conn.execute(
+            "SELECT status FROM incident_alerts WHERE incident_id = ? AND fingerprint = ?",
+            (incident_id, alert.fingerprint),
+        ).fetchone()
+        member = row[0] if row else None
+    work.member(incident_id, alert, target)
+    kind = "alert.updated" if member == "firing" else "alert.firing"
+    work.append(incident_id, kind, alert.integration, _alert_entry(alert, target))
     if kind == "alert.firing" and state == "acknowledged":
         sqlite_escalation.inform_acknowledger(conn, incident_id, alert.fingerprint, now)
 
     if target.severity_rank < rank and not pinned:
-        _raise_severity(conn, incident_id, target, now, alert.integration)
+        conn.execute(
+            "UPDATE incidents SET severity = ?, severity_rank = ? WHERE id = ?",
+            (target.severity, target.severity_rank, incident_id),
+        )
+        work.append(incident_id, "incident.severity", alert.integration, {
+            "from": severity, "to": target.severity, "reason": "more severe alert joined"})
         known[1] = target.severity_rank
+        known[4] = target.severity
     work.touched.add(incident_id)
     if target.notify:
         work.changes[(incident_id, target.receiver)] = target.group_interval
-    _arm_auto_resolve(conn, incident_id, target, now)
+    _arm_auto_resolve(conn, incident_id, target, work)
     return int(incident_id)
 
 
 def _arm_auto_resolve(
-    conn: sqlite3.Connection, incident_id: int, target: RouteTarget, now: float
+    conn: sqlite3.Connection, incident_id: int, target: RouteTarget, work: _Batch
 ) -> None:
-    """(Re)start the quiet period after which a stateless incident resolves itself."""
-    if target.auto_resolve_after is None:
+    """(Re)start the quiet period after which a stateless incident resolves itself.
+
+    Once per incident and batch: every alert of the batch would arm it at the same time.
+    """
+    if target.auto_resolve_after is None or incident_id in work.armed:
         return
+    work.armed.add(incident_id)
     conn.execute(
         "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
         " VALUES ('auto_resolve', ?, '', ?, ?) ON CONFLICT (kind, incident_id, target)"
         " DO UPDATE SET due_at = excluded.due_at",
-        (incident_id, now + target.auto_resolve_after, now),
+        (incident_id, work.now + target.auto_resolve_after, work.now),
     )
 
 
 def _open_incident(
-    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, now: float,
-    result: IngestResult,
+    conn: sqlite3.Connection, alert: Alert, target: RouteTarget, work: _Batch
 ) -> int:
+    now = work.now
     title = alert.annotations.get("summary") or alert.labels.get("alertname", "")
     cursor = conn.execute(
         "INSERT INTO incidents (key, route_id, receiver, group_labels, state, severity,"
@@ -166,24 +300,26 @@ def _open_incident(
         ),
     )
     incident_id = int(cursor.lastrowid or 0)
-    _upsert_member(conn, incident_id, alert, target)
-    append(conn, incident_id, now, "incident.opened", alert.integration, {
+    # A new incident has no members but those this batch gives it.
+    work.loaded.add(incident_id)
+    work.member(incident_id, alert, target)
+    work.append(incident_id, "incident.opened", alert.integration, {
         "route": target.route_id, "receiver": target.receiver, "severity": target.severity,
         "owner": target.owner, "group_labels": target.group_labels,
     })
-    append(conn, incident_id, now, "alert.firing", alert.integration, _alert_entry(alert, target))
+    work.append(incident_id, "alert.firing", alert.integration, _alert_entry(alert, target))
     if target.notify:
         conn.execute(
             "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
             " VALUES ('notify', ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             (incident_id, target.receiver, now + target.group_wait, now),
         )
-    _arm_auto_resolve(conn, incident_id, target, now)
+    _arm_auto_resolve(conn, incident_id, target, work)
     if target.escalation_policy:
         # Paging waits for no one but group_wait (0 s by default).
         sqlite_escalation.start(conn, incident_id, target.escalation_policy,
                                 now + target.group_wait, now)
-    result.opened.append(incident_id)
+    work.result.opened.append(incident_id)
     return incident_id
 
 
@@ -235,18 +371,6 @@ def resolve_incident(
     result.resolved.append(incident_id)
 
 
-def _raise_severity(
-    conn: sqlite3.Connection, incident_id: int, target: RouteTarget, now: float, actor: str
-) -> None:
-    old = conn.execute("SELECT severity FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-    conn.execute(
-        "UPDATE incidents SET severity = ?, severity_rank = ? WHERE id = ?",
-        (target.severity, target.severity_rank, incident_id),
-    )
-    append(conn, incident_id, now, "incident.severity", actor,
-           {"from": old[0], "to": target.severity, "reason": "more severe alert joined"})
-
-
 def _upsert_member(
     conn: sqlite3.Connection, incident_id: int, alert: Alert, target: RouteTarget
 ) -> None:
@@ -263,6 +387,15 @@ def _alert_entry(alert: Alert, target: RouteTarget) -> dict[str, Any]:
             "starts_at": _iso(alert.starts_at)}
 
 
+_SCHEDULE_INSERT = "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
+_SCHEDULE_UPSERT = (
+    "ON CONFLICT (kind, incident_id, target) DO UPDATE SET"
+    " dirty = CASE WHEN claimed_until IS NOT NULL THEN 1 ELSE dirty END,"
+    " due_at = CASE WHEN claimed_until IS NOT NULL OR last_sent_at IS NULL THEN due_at"
+    " ELSE MIN(due_at, MAX(excluded.due_at, last_sent_at + ?)) END"
+)
+
+
 def schedule_change(
     conn: sqlite3.Connection, incident_id: int, receiver: str, now: float, group_interval: float
 ) -> None:
@@ -272,11 +405,7 @@ def schedule_change(
     a first notification still waiting out group_wait keeps its time.
     """
     conn.execute(
-        "INSERT INTO timers (kind, incident_id, target, due_at, created_at)"
-        " VALUES ('notify', ?, ?, ?, ?) ON CONFLICT (kind, incident_id, target) DO UPDATE SET"
-        " dirty = CASE WHEN claimed_until IS NOT NULL THEN 1 ELSE dirty END,"
-        " due_at = CASE WHEN claimed_until IS NOT NULL OR last_sent_at IS NULL THEN due_at"
-        " ELSE MIN(due_at, MAX(excluded.due_at, last_sent_at + ?)) END",
+        f"{_SCHEDULE_INSERT} VALUES ('notify', ?, ?, ?, ?) {_SCHEDULE_UPSERT}",
         (incident_id, receiver, now, now, group_interval),
     )
 

@@ -1,11 +1,16 @@
-"""Shared test set-up: a bounded hypothesis profile for CI, and paths to shared fixtures."""
+"""Shared test set-up: a bounded hypothesis profile for CI, paths to shared fixtures, and a
+fresh SQLite store."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from pagerd.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 # ../shared/fixtures beside the clone, as CI lays it out; PAGERD_FIXTURES overrides.
@@ -16,3 +21,11 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "pagerd.db")
+    await s.open()
+    yield s
+    await s.close()

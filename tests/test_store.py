@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-
-import pytest
 
 from pagerd.models import Alert, AlertStatus
 from pagerd.store.base import IngestBatch, IngestItem, RouteTarget
@@ -35,14 +32,6 @@ def target(key: str = "route:{}", severity: str = "SEV3", rank: int = 2,
 
 def batch(*items: tuple[Alert, list[RouteTarget]], partial: bool = False) -> IngestBatch:
     return IngestBatch([IngestItem(a, t) for a, t in items], "test", partial)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
-    s = SQLiteStore(tmp_path / "pagerd.db")
-    await s.open()
-    yield s
-    await s.close()
 
 
 class TestIncidentLifecycle:
