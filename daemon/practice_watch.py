@@ -57,16 +57,24 @@ async def watch(daemon: Daemon, interval: float = INTERVAL) -> None:
 
 
 async def check(daemon: Daemon) -> None:
-    """One pass over the open incidents."""
+    """One pass over the open incidents that may have reached a target or want a comms
+    manager: a light query, so a pass over thousands open does not stall the daemon."""
     now = daemon.clock.time()
-    for incident in await daemon.store.incidents(open_only=True, limit=10_000):
-        level = daemon.settings.severities.level(incident["severity"])
+    levels = {level.name: level for level in daemon.settings.severities.levels}
+    shortest = min((seconds * WARNING_SHARE for level in levels.values()
+                    for seconds in (level.ack_target, level.mitigate_target,
+                                    level.resolve_target) if seconds), default=None)
+    comms = [name for name, level in levels.items() if level.comms_manager]
+    opened_before = now - shortest if shortest is not None else float("-inf")
+    for incident in await daemon.store.watched_incidents(opened_before, comms):
+        level = levels.get(incident["severity"])
         if level is None:
             continue
         targets = {"ack": level.ack_target, "mitigate": level.mitigate_target,
                    "resolve": level.resolve_target}
         for name, stage, seconds in due_targets(incident, targets, now):
-            await _mark(daemon, incident, name, stage, seconds, now)
+            if f"{name}:{stage}" not in incident["marked"]:
+                await _mark(daemon, incident, name, stage, seconds, now)
         if level.comms_manager and not incident["comms"]:
             await _engage_comms(daemon, incident, now)
 

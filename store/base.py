@@ -9,6 +9,7 @@ append to a timeline, claim a due timer once.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,6 +346,14 @@ class Store(abc.ABC):
     async def actions(self, incident_id: int | None = None,
                       open_only: bool = False) -> list[dict[str, Any]]:
         """Remediation actions by due date."""
+
+    @abc.abstractmethod
+    async def watched_incidents(self, opened_before: float, comms_severities: Sequence[str]
+                                ) -> list[dict[str, Any]]:
+        """The open incidents the targets watcher may have work for: those opened before
+        `opened_before`, and those of `comms_severities` with no comms manager yet. Each is
+        a light row (no alerts, no timeline) with `marked`, the set of "target:stage"
+        already recorded."""
 
     @abc.abstractmethod
     async def mark_target(self, incident_id: int, target: str, stage: str, now: float,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -332,6 +332,11 @@ class SQLiteStore(Store):
     async def actions(self, incident_id: int | None = None,
                       open_only: bool = False) -> list[dict[str, Any]]:
         return await self._read(lambda c: sqlite_practice.actions(c, incident_id, open_only))
+
+    async def watched_incidents(self, opened_before: float, comms_severities: Sequence[str]
+                                ) -> list[dict[str, Any]]:
+        return await self._read(lambda conn: sqlite_practice.watched_incidents(
+            conn, opened_before, comms_severities))
 
     async def mark_target(self, incident_id: int, target: str, stage: str, now: float,
                           entry: dict[str, Any]) -> bool:

@@ -189,3 +189,19 @@ async def test_failing_operation_does_not_take_others_down(store: SQLiteStore) -
     assert isinstance(results[-1], ValueError)
     assert all(len(r.opened) == 1 for r in results[:-1])  # type: ignore[union-attr]
     assert len(await store.incidents()) == 5
+
+
+async def test_the_targets_watcher_reads_only_incidents_that_may_be_due(
+    store: SQLiteStore,
+) -> None:
+    """Old enough, or of a level that wants a comms manager; with the marks already made."""
+    old = await store.ingest(batch((alert("Old"), [target("old", "SEV3")])), T0)
+    await store.ingest(batch((alert("New"), [target("new", "SEV3")])), T0 + 600)
+    talk = await store.ingest(batch((alert("Talk"), [target("talk", "SEV1", 0)])), T0 + 600)
+    await store.mark_target(old.opened[0], "ack", "warning", T0 + 300, {})
+
+    watched = await store.watched_incidents(T0 + 300, ["SEV1"])
+
+    assert [(i["id"], i["marked"]) for i in watched] == [
+        (old.opened[0], {"ack:warning"}), (talk.opened[0], set())]
+    assert await store.watched_incidents(T0 + 300, []) == watched[:1]
