@@ -97,16 +97,24 @@ class Dispatcher:
         return min(self._poll, max(0.0, due - self._clock.time()))
 
     def _split(self, claimed: list[Timer]) -> list[Coroutine[Any, Any, None]]:
-        """The claimed timers as units of work: a batch per batched kind, else one each."""
+        """The claimed timers as units of work: a batch per batched kind, else one each.
+
+        In the order claimed (earliest due first), a batch at the place of its first timer:
+        units wait for slots in this order, and a batch of late escalation steps must not
+        wait behind the sends of pages that fell due after them.
+        """
         batches: dict[str, list[Timer]] = {}
-        work: list[Coroutine[Any, Any, None]] = []
+        units: list[Timer | list[Timer]] = []
         for timer in claimed:
-            if timer.kind in self._batch_handlers:
-                batches.setdefault(timer.kind, []).append(timer)
+            if timer.kind not in self._batch_handlers:
+                units.append(timer)
+            elif timer.kind in batches:
+                batches[timer.kind].append(timer)
             else:
-                work.append(self._handle(timer))
-        work.extend(self._handle_batch(kind, timers) for kind, timers in batches.items())
-        return work
+                batches[timer.kind] = [timer]
+                units.append(batches[timer.kind])
+        return [self._handle_batch(unit[0].kind, unit) if isinstance(unit, list)
+                else self._handle(unit) for unit in units]
 
     async def run_due(self) -> int:
         """Run every timer due now, to completion; for tests driving a fake clock."""

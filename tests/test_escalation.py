@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from pagerd.clock import FakeClock
+from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.models import Alert, AlertStatus
 from pagerd.settings import load_settings
+from pagerd.store.base import Timer
+from pagerd.store.sqlite import SQLiteStore
 
 from engine import T0, Engine, Phone
 
@@ -231,3 +234,28 @@ async def test_step_reminds_to_open_a_vendor_case(engine: Engine) -> None:
     assert record is not None
     sent = [e for e in record["timeline"] if e["kind"] == "page.sent"]
     assert len(sent) == 2
+
+
+async def test_a_batch_of_late_steps_starts_before_pages_that_fell_due_after_it(
+    tmp_path: Path,
+) -> None:
+    """Units of work take slots in the order claimed: a storm's last escalation steps
+    (claimed with the first pages it ordered) do not queue behind those pages' sends."""
+    started: list[str] = []
+
+    async def page(timer: Timer) -> None:
+        started.append(f"page:{timer.id}")
+
+    async def escalate(timers: list[Timer]) -> None:
+        started.append("escalate:" + ",".join(str(t.id) for t in timers))
+
+    def timer(id: int, kind: str) -> Timer:
+        return Timer(id, kind, 1, "", 0, 0, None, None, float(id))
+
+    dispatcher = Dispatcher(SQLiteStore(tmp_path / "unused.db"), FakeClock(T0), {"page": page},
+                            batch_handlers={"escalate": escalate}, concurrency=1)
+    claimed = [timer(1, "escalate"), timer(2, "page"), timer(3, "escalate"), timer(4, "page")]
+    for unit in dispatcher._split(claimed):
+        await unit
+
+    assert started == ["escalate:1,3", "page:2", "page:4"]
