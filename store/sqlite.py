@@ -24,7 +24,7 @@ from pagerd.store.base import (
 from pagerd.store.migrations import migrate
 from pagerd.store.sqlite_ingest import resolve_incident, touch_timers
 from pagerd.store.sqlite_rows import append, audit, dumps
-from pagerd.store.writer import GroupCommitWriter
+from pagerd.store.writer import GroupCommitWriter, Mergeable
 
 T = TypeVar("T")
 
@@ -91,7 +91,8 @@ class SQLiteStore(Store):
             raise StoreUnavailable(f"store read failed: {exc}") from exc
 
     async def ingest(self, batch: IngestBatch, now: float) -> IngestResult:
-        return await self._write(lambda conn: sqlite_ingest.apply_ingest(conn, batch, now))
+        result: IngestResult = await self._write(Mergeable(_apply_ingests, (batch, now)))
+        return result
 
     async def claim_due(self, now: float, limit: int, lease: float) -> list[Timer]:
         return await self._write(lambda conn: _claim(conn, now, limit, lease))
@@ -395,6 +396,25 @@ class SQLiteStore(Store):
             return [(fp, orjson.loads(labels)) for fp, labels in rows]
 
         return await self._read(op)
+
+
+# Requests merged into one ingest call get the latest of their times, so requests further
+# apart than this (a test's fake clock, say) are applied in calls of their own.
+_MERGE_WITHIN = 1.0
+
+
+def _apply_ingests(conn: sqlite3.Connection, args: list[tuple[IngestBatch, float]]
+                   ) -> list[IngestResult]:
+    """Intake requests queued for one commit, applied by runs of close times, in order."""
+    results: list[IngestResult] = []
+    start = 0
+    for end in range(1, len(args) + 1):
+        if end == len(args) or abs(args[end][1] - args[start][1]) > _MERGE_WITHIN:
+            run = args[start:end]
+            results += sqlite_ingest.apply_ingests(
+                conn, [batch for batch, _ in run], max(now for _, now in run))
+            start = end
+    return results
 
 
 _TIMER_COLUMNS = ("id, kind, incident_id, target, attempts, generation, last_sent_at,"

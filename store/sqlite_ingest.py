@@ -54,6 +54,8 @@ class _Batch:
     """
 
     now: float
+    # The result of the request whose alert is being applied (a call may apply several
+    # requests' batches, queued together, in order).
     result: IngestResult = field(default_factory=IngestResult)
     # key -> [incident id, severity rank, pinned, state, severity] of its open incident
     open: dict[str, list[Any]] = field(default_factory=dict)
@@ -104,29 +106,47 @@ class _Batch:
         execute_values(conn, _SCHEDULE_INSERT, rows, _SCHEDULE_UPSERT, (interval,))
 
 
+# One alert of a call: the item, the result of the request it came in, and whether that
+# request's group was truncated at its source.
+_Tagged = tuple[IngestItem, IngestResult, bool]
+
+
 def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> IngestResult:
     """Apply one intake batch; see the module docstring."""
+    return apply_ingests(conn, [batch], now)[0]
+
+
+def apply_ingests(
+    conn: sqlite3.Connection, batches: list[IngestBatch], now: float
+) -> list[IngestResult]:
+    """Apply several requests' batches as one, in order, each with its own result.
+
+    Requests queued for the same commit share these statements: a few per call rather than
+    a few per request, which is what one alert per request costs otherwise.
+    """
     work = _Batch(now)
-    live = _upsert_alerts(conn, batch.items, now, work.result)
+    results = [IngestResult() for _ in batches]
+    tagged = [(item, result, batch.partial)
+              for batch, result in zip(batches, results, strict=True) for item in batch.items]
+    live = _upsert_alerts(conn, tagged, now)
     resolving = any(
         item.alert.status is not AlertStatus.FIRING and any(t.opens_incident for t in item.targets)
-        for item in live
+        for item, _, _ in live
     )
     if resolving:
-        _apply_in_order(conn, live, batch.partial, work)
+        _apply_in_order(conn, live, work)
     else:
         _apply_firing(conn, live, work)
     work.flush(conn)
-    return work.result
+    return results
 
 
-def _apply_in_order(
-    conn: sqlite3.Connection, live: list[IngestItem], partial: bool, work: _Batch
-) -> None:
+def _apply_in_order(conn: sqlite3.Connection, live: list[_Tagged], work: _Batch) -> None:
     """Incidents for a batch with resolutions: alert by alert, since a resolution may close
     an incident that a later alert of the batch then opens anew."""
     now = work.now
-    for item in live:
+    for item, result, partial in live:
+        work.result = result
         for target in item.targets:
             if not target.opens_incident:
                 continue
@@ -136,20 +156,20 @@ def _apply_in_order(
                 # A resolution may close the incident: forget what the batch knew of it.
                 work.open.pop(target.key, None)
                 work.write_buffered(conn)
-                _leave_incident(conn, item.alert, target, now, work.result, partial)
+                _leave_incident(conn, item.alert, target, now, result, partial)
                 # It wrote memberships itself: read them from the database again.
                 work.members.clear()
                 work.loaded.clear()
 
 
-def _apply_firing(conn: sqlite3.Connection, live: list[IngestItem], work: _Batch) -> None:
+def _apply_firing(conn: sqlite3.Connection, live: list[_Tagged], work: _Batch) -> None:
     """Incidents for a batch of firing alerts: the open incidents and the memberships they
     already have are read in one query each, then every alert joins in order."""
-    joins = [(item.alert, target) for item in live for target in item.targets
-             if target.opens_incident]
+    joins = [(item.alert, target, result) for item, result, _ in live
+             for target in item.targets if target.opens_incident]
     if not joins:
         return
-    keys = list(dict.fromkeys(target.key for _, target in joins))
+    keys = list(dict.fromkeys(target.key for _, target, _ in joins))
     for key, *row in execute_in(
         conn, "SELECT key, id, severity_rank, severity_pinned, state, severity FROM incidents"
         " WHERE key", keys, "AND state != 'resolved'",
@@ -157,7 +177,7 @@ def _apply_firing(conn: sqlite3.Connection, live: list[IngestItem], work: _Batch
         work.open[key] = row
     work.absent.update(key for key in keys if key not in work.open)
     asked: dict[int, dict[str, None]] = {}
-    for alert, target in joins:
+    for alert, target, _ in joins:
         if target.key in work.open:
             asked.setdefault(work.open[target.key][0], {})[alert.fingerprint] = None
     for incident_id, fingerprints in asked.items():
@@ -167,24 +187,24 @@ def _apply_firing(conn: sqlite3.Connection, live: list[IngestItem], work: _Batch
         ):
             work.members[(incident_id, fingerprint)] = status
     work.loaded.update(row[0] for row in work.open.values())
-    for alert, target in joins:
+    for alert, target, result in joins:
+        work.result = result
         _join_incident(conn, alert, target, work)
 
 
-def _upsert_alerts(
-    conn: sqlite3.Connection, items: list[IngestItem], now: float, result: IngestResult
-) -> list[IngestItem]:
-    """Upsert the batch's alerts by fingerprint; the items that were not duplicates."""
-    fingerprints = list(dict.fromkeys(item.alert.fingerprint for item in items))
+def _upsert_alerts(conn: sqlite3.Connection, items: list[_Tagged], now: float) -> list[_Tagged]:
+    """Upsert the alerts by fingerprint; the items that were not duplicates."""
+    fingerprints = list(dict.fromkeys(item.alert.fingerprint for item, _, _ in items))
     stored: dict[str, tuple[Any, ...]] = {
         row[0]: row[1:] for row in execute_in(
             conn, "SELECT fingerprint, status, starts_at, labels, annotations, suppressed"
             " FROM alerts WHERE fingerprint", fingerprints,
         )
     }
-    live: list[IngestItem] = []
+    live: list[_Tagged] = []
     rows: list[tuple[Any, ...]] = []
-    for item in items:
+    for tagged in items:
+        item, result, _ = tagged
         alert = item.alert
         status = alert.status.value
         labels = dumps(alert.labels)
@@ -210,7 +230,7 @@ def _upsert_alerts(
         else:
             outcome = "updated"
         result.count(outcome)
-        live.append(item)
+        live.append(tagged)
     execute_values(conn, _ALERT_INSERT, rows, _ALERT_UPSERT)
     return live
 

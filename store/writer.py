@@ -5,6 +5,9 @@ COMMIT lets them share one fsync, so throughput grows with concurrency instead o
 capped by the disk's sync rate. If one operation of a batch fails, the batch is rolled back
 and each operation run again in a transaction of its own, so the failure stays with its
 caller and the others still commit.
+
+Like operations queued side by side (`Mergeable`, say many intake requests of one alert
+each) run as one call, so they share statements as well as the fsync.
 """
 
 from __future__ import annotations
@@ -24,6 +27,39 @@ T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 
 log = structlog.get_logger("pagerd.store")
+
+
+class Mergeable:
+    """An operation that may run in one call with like operations queued beside it.
+
+    `run_many(conn, args)` applies every arg in order, as if one at a time, and returns
+    their results in order. Alone (the retry after a failed batch), it runs with its own
+    arg only.
+    """
+
+    __slots__ = ("arg", "run_many")
+
+    def __init__(self, run_many: Callable[[sqlite3.Connection, list[Any]], list[Any]],
+                 arg: Any) -> None:
+        self.run_many = run_many
+        self.arg = arg
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.run_many(conn, [self.arg])[0]
+
+
+def _runs(batch: list[tuple[Operation, asyncio.Future[Any]]]
+          ) -> list[list[tuple[Operation, asyncio.Future[Any]]]]:
+    """The batch in order, neighbouring operations of one `run_many` grouped."""
+    runs: list[list[tuple[Operation, asyncio.Future[Any]]]] = []
+    for one in batch:
+        op, last = one[0], runs[-1][0][0] if runs else None
+        if (isinstance(op, Mergeable) and isinstance(last, Mergeable)
+                and op.run_many == last.run_many):
+            runs[-1].append(one)
+        else:
+            runs.append([one])
+    return runs
 
 
 class _OperationFailed(Exception):
@@ -97,9 +133,10 @@ class GroupCommitWriter:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            for op, future in batch:
+            for run in _runs(batch):
                 try:
-                    outcomes.append((future, op(self._conn), None))
+                    outcomes.extend(zip([future for _, future in run], _apply(self._conn, run),
+                                        [None] * len(run), strict=True))
                 except sqlite3.OperationalError:
                     raise  # the database's trouble (I/O, full disk): the batch's, not one's
                 except Exception as exc:
@@ -140,6 +177,17 @@ class GroupCommitWriter:
             except RuntimeError:
                 # The loop has closed: nobody is waiting, and the writes are committed.
                 log.debug("store.loop_closed", operations=len(items))
+
+
+def _apply(conn: sqlite3.Connection, run: list[tuple[Operation, asyncio.Future[Any]]]
+           ) -> list[Any]:
+    first = run[0][0]
+    if len(run) == 1 or not isinstance(first, Mergeable):
+        return [first(conn)]
+    results = first.run_many(conn, [op.arg for op, _ in run if isinstance(op, Mergeable)])
+    if len(results) != len(run):
+        raise ValueError(f"{len(run)} operations merged gave {len(results)} results")
+    return results
 
 
 def _resolve_all(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pagerd.models import Alert, AlertStatus
 from pagerd.store.base import IngestBatch, IngestItem, RouteTarget
@@ -205,3 +207,59 @@ async def test_the_targets_watcher_reads_only_incidents_that_may_be_due(
     assert [(i["id"], i["marked"]) for i in watched] == [
         (old.opened[0], {"ack:warning"}), (talk.opened[0], set())]
     assert await store.watched_incidents(T0 + 300, []) == watched[:1]
+
+
+async def queued_together(store: SQLiteStore, *calls: Any) -> list[Any]:
+    """Run store calls so that they wait for one commit: the writer is held busy while
+    they queue, then let go."""
+    started, held = threading.Event(), threading.Event()
+
+    def hold(_: object) -> None:
+        started.set()
+        held.wait(5)
+
+    assert store._writer is not None
+    busy = store._writer.submit(hold)
+    await asyncio.to_thread(started.wait, 5)
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    await asyncio.sleep(0)  # each call runs up to its submit, then waits for the commit
+    assert store._writer.pending == len(calls)
+    held.set()
+    await busy
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_requests_queued_for_one_commit_are_applied_in_one_call_each_with_its_result(
+    store: SQLiteStore,
+) -> None:
+    """Merged, they are applied in order: the repeat of an alert is a duplicate, and each
+    request's result speaks for its own alerts."""
+    first, repeat, other = await queued_together(
+        store,
+        store.ingest(batch((alert(instance="a"), [target("k")])), T0),
+        store.ingest(batch((alert(instance="a"), [target("k")])), T0),
+        store.ingest(batch((alert(instance="b"), [target("k")]),
+                           (alert(instance="c"), [target("j")])), T0 + 0.2),
+    )
+
+    assert (first.outcomes, repeat.outcomes, other.outcomes) == (
+        {"new": 1}, {"duplicate": 1}, {"new": 2})
+    assert (len(first.opened), repeat.opened, len(other.opened)) == (1, [], 1)
+    incidents = await store.incidents()
+    assert sorted(len(i["alerts"]) for i in incidents) == [1, 2]
+
+
+async def test_a_bad_request_merged_with_others_fails_alone(store: SQLiteStore) -> None:
+    """Its merged call fails, so each request is applied again on its own."""
+    unstorable = alert(instance="bad")
+    unstorable.labels["team"] = object()  # type: ignore[assignment]
+    results = await queued_together(
+        store,
+        store.ingest(batch((alert(instance="a"), [target("a")])), T0),
+        store.ingest(batch((unstorable, [target("bad")])), T0),
+        store.ingest(batch((alert(instance="b"), [target("b")])), T0),
+    )
+
+    assert isinstance(results[1], TypeError)
+    assert [len(r.opened) for r in (results[0], results[2])] == [1, 1]
+    assert len(await store.incidents()) == 2
