@@ -12,7 +12,6 @@ from pagerd.daemon.core import Daemon
 from pagerd.daemon.responses import json_response, read_json, unauthorized
 from pagerd.oncall import override_codec
 from pagerd.oncall.directory import OnCall
-from pagerd.oncall.ical import schedule_calendar, user_calendar
 from pagerd.oncall.overrides import OverrideError
 from pagerd.receivers.auth import presented_token
 from pagerd.receivers.errors import PayloadError
@@ -140,6 +139,9 @@ class OncallApi:
 
     async def ical(self, request: web.Request) -> web.Response:
         """GET /ical/{user}/{secret}/{feed}.ics: a user's shifts, or a schedule's."""
+        # Imported at the first feed asked for: icalendar costs 4 MB a daemon may never use.
+        from pagerd.oncall.ical import schedule_calendar, user_calendar
+
         user, secret = request.match_info["user"], request.match_info["secret"]
         if not self.daemon.ical_secret_ok(user, secret):
             # Same answer for an unknown user and a wrong secret: no probing for names.

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -30,10 +30,12 @@ from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
 from pagerd.oncall.users import ContactMethod, User
-from pagerd.receivers.entra import EntraVerifier
 from pagerd.settings import Integration, Settings, load_settings, locate
 from pagerd.store.base import PageOrder, Store
 from pagerd.store.sqlite import SQLiteStore
+
+if TYPE_CHECKING:  # loaded only when an integration takes Entra ID tokens
+    from pagerd.receivers.entra import EntraVerifier
 
 log = structlog.get_logger("pagerd.daemon")
 
@@ -418,6 +420,11 @@ class Daemon:
 
 def _verifiers(integrations: Iterable[Integration]) -> dict[str, EntraVerifier]:
     """An Entra ID verifier for each integration that accepts Entra tokens."""
+    integrations = list(integrations)
+    if all(integration.entra is None for integration in integrations):
+        return {}  # PyJWT and cryptography (8 MB) stay unloaded
+    from pagerd.receivers.entra import EntraVerifier
+
     return {
         integration.name: EntraVerifier(
             jwks_url=integration.entra.jwks_url, issuer=integration.entra.issuers,
