@@ -15,13 +15,14 @@ from pagerd.daemon.core import Daemon
 from pagerd.daemon.responses import json_response, read_json, unauthorized
 from pagerd.durations import format_duration
 from pagerd.notifiers.base import DeliveryError
-from pagerd.notifiers.statuspage import StatuspageClient
+from pagerd.notifiers.statuspage import INCIDENT_STATUSES, StatuspageClient
+from pagerd.notifiers.statuspage import Incident as StatuspageIncident
 from pagerd.receivers.auth import presented_token
 from pagerd.receivers.errors import PayloadError
 
 log = structlog.get_logger("pagerd.status")
 
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
+STATUSES = INCIDENT_STATUSES
 
 
 def draft_text(daemon: Daemon, incident: dict[str, Any]) -> str:
@@ -83,46 +84,60 @@ class StatusApi:
 
     async def publish(self, request: web.Request) -> web.Response:
         """POST /api/v1/incidents/{id}/status/publish [{"status": ...}]: the newest draft."""
-        daemon = self.daemon
         try:
             who, incident, body = await self._prepare(request)
-            text = latest_draft(incident)
-            if text is None:
-                raise PayloadError("draft", "nothing to publish: draft an update first")
-            status = body.get("status", "resolved" if incident["state"] == "resolved"
-                              else "investigating")
-            if status not in STATUSES:
-                raise PayloadError("status", f"must be one of {', '.join(STATUSES)}")
+            page = await publish_draft(self.daemon, incident, who, body.get("status"))
         except web.HTTPUnauthorized:
-            return unauthorized(daemon, "status")
+            return unauthorized(self.daemon, "status")
         except PayloadError as exc:
             return json_response(exc.to_json(), exc.status)
-        config = daemon.settings.status_page
-        assert config is not None
-        component = config.components.get(incident["owner"] or "")
-        affected = {component: "major_outage" if status != "resolved" else "operational"} if (
-            component) else None
-        async with aiohttp.ClientSession() as session:
-            client = StatuspageClient(session, base_url=config.base_url, page_id=config.page_id,
-                                      api_key=config.api_key)
-            try:
-                if incident["status_page_id"]:
-                    page = await client.update_incident(incident["status_page_id"],
-                                                        status=status, body=text,
-                                                        components=affected)
-                else:
-                    page = await client.create_incident(incident["title"], status=status,
-                                                        body=text, components=affected)
-            except DeliveryError as exc:
-                log.warning("status.publish_failed", incident=incident["id"], reason=exc.reason)
-                return json_response({"error": f"status page refused: {exc.reason}",
-                                      "field": "status_page"}, 502)
-        await daemon.store.set_status_page_id(incident["id"], page.id, who, daemon.clock.time(),
-                                              {"text": text, "status": status,
-                                               "status_page_incident": page.id})
-        log.info("status.published", incident=incident["id"], user=who)
+        except DeliveryError as exc:
+            return json_response({"error": f"status page refused: {exc.reason}",
+                                  "field": "status_page"}, 502)
         return json_response({"status": "published", "status_page_incident": page.id,
                               "shortlink": page.shortlink})
+
+
+async def publish_draft(daemon: Daemon, incident: dict[str, Any], who: str,
+                        status: object = None) -> StatuspageIncident:
+    """Publish the incident's newest draft, as `who`: the API's and the incident page's way.
+
+    Raises PayloadError (nothing drafted, an unknown status) or DeliveryError (the status
+    page refused; that is on the timeline too).
+    """
+    config = daemon.settings.status_page
+    if config is None:
+        raise PayloadError("status_page", "no status page is configured", status=409)
+    text = latest_draft(incident)
+    if text is None:
+        raise PayloadError("draft", "nothing to publish: draft an update first")
+    status = status or ("resolved" if incident["state"] == "resolved" else "investigating")
+    if status not in STATUSES:
+        raise PayloadError("status", f"must be one of {', '.join(STATUSES)}")
+    component = config.components.get(incident["owner"] or "")
+    affected = {component: "major_outage" if status != "resolved" else "operational"} if (
+        component) else None
+    async with aiohttp.ClientSession() as session:
+        client = StatuspageClient(session, base_url=config.base_url, page_id=config.page_id,
+                                  api_key=config.api_key)
+        try:
+            if incident["status_page_id"]:
+                page = await client.update_incident(incident["status_page_id"], status=status,
+                                                    body=text, components=affected)
+            else:
+                page = await client.create_incident(incident["title"], status=status,
+                                                    body=text, components=affected)
+        except DeliveryError as exc:
+            log.warning("status.publish_failed", incident=incident["id"], reason=exc.reason)
+            await daemon.store.append_timeline(incident["id"], daemon.clock.time(),
+                                               "status.publish_failed", who,
+                                               {"reason": exc.reason, "status": status})
+            raise
+    await daemon.store.set_status_page_id(incident["id"], page.id, who, daemon.clock.time(),
+                                          {"text": text, "status": status,
+                                           "status_page_incident": page.id})
+    log.info("status.published", incident=incident["id"], user=who)
+    return page
 
 
 def add_routes(app: web.Application, daemon: Daemon) -> None:

@@ -2,7 +2,9 @@
 
 It shows the state, the severity and its targets, the owner with key contacts, vendors and
 runbook, and the timeline, with buttons (POST, with a CSRF value) to acknowledge, mitigate,
-resolve and add a note. No script, no outside resources: it must load on a phone at 3 a.m.
+resolve and add a note, and, where a status page is configured, to draft a customer update
+and publish it (a person's press, never pagerd's own). No script, no outside resources: it
+must load on a phone at 3 a.m.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from html import escape
 from typing import Any
 
 from pagerd.durations import format_duration
+from pagerd.notifiers.statuspage import INCIDENT_STATUSES
 from pagerd.routing.severity import SeverityLevel
 from pagerd.settings import Component
 
@@ -91,10 +94,35 @@ def _changes(changes: list[dict[str, Any]]) -> str:
     return f'<table id="changes">{rows}</table>'
 
 
+def _status_section(status_page: bool, state: str, draft: str | None, hidden: str) -> str:
+    if not status_page:
+        return ""
+    return f"<h2>Status page</h2>{_status_page(state, draft, hidden)}"
+
+
+def _status_page(state: str, draft: str | None, hidden: str) -> str:
+    if draft is None:
+        return ("<p>No update is waiting to be published.</p>"
+                f'<form method="post" action="act/draft">{hidden}'
+                '<button type="submit" id="draft">Draft an update</button></form>')
+    chosen = "resolved" if state == "resolved" else "investigating"
+    options = "".join(
+        f'<option value="{status}"{" selected" if status == chosen else ""}>{status}</option>'
+        for status in INCIDENT_STATUSES)
+    return ("<p>Draft, not published yet:</p>"
+            f'<blockquote id="status-draft">{escape(draft)}</blockquote>'
+            f'<form method="post" action="act/publish">{hidden}'
+            f'<label for="status">Status</label> <select id="status" name="status">{options}'
+            '</select> <button type="submit" id="publish">Publish to the status page</button>'
+            "</form>")
+
+
 def render(incident: dict[str, Any], level: SeverityLevel | None, component: Component | None,
-           csrf: str, changes: list[dict[str, Any]] | None = None) -> str:
+           csrf: str, changes: list[dict[str, Any]] | None = None, *,
+           status_page: bool = False, draft: str | None = None) -> str:
     """The page for one incident; `csrf` goes in every form. Recent `changes` (deploys) to
-    its component are shown, because a rollback is often the fastest recovery."""
+    its component are shown, because a rollback is often the fastest recovery. With a
+    `status_page`, the pending `draft` of a customer update and a button to publish it."""
     state = incident["state"]
     opened = incident["opened_at"]
     targets = "" if level is None else (
@@ -121,6 +149,7 @@ def render(incident: dict[str, Any], level: SeverityLevel | None, component: Com
         f"communications: {escape(incident.get('comms') or '-')}</p>"
         f"{buttons}<h2>Targets</h2>{targets}<h2>Owner and contacts</h2>"
         f"{_contacts(component)}<h2>Recent changes</h2>{_changes(changes or [])}"
+        f"{_status_section(status_page, state, draft, hidden)}"
         f"<h2>Timeline</h2>{_timeline(incident['timeline'])}{note}"
     )
     return (

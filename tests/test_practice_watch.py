@@ -4,6 +4,7 @@ person (against a local server speaking Statuspage's API)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,44 @@ async def test_status_page_draft_then_publish_by_a_person(tmp_path: Path) -> Non
         found = await incident(session, base, number)
         (entry,) = [e for e in found["timeline"] if e["kind"] == "status.published"]
         assert entry["actor"] == "api:sam"
+
+
+async def test_status_update_drafted_and_published_from_the_incident_page(
+    tmp_path: Path,
+) -> None:
+    """The page's buttons: draft from the template, then publish it, as the link's person;
+    a status page that refuses leaves the draft pending and says so on the timeline."""
+    fake = FakeStatuspage()
+    component = fake.add_component("Checkout")
+    async with serve_app(fake.app()) as statuspage, sink_server() as hook, running_daemon(
+        tmp_path, config(hook.url, f"{statuspage}/v1", component)
+    ) as (daemon, base, session):
+        number = await report(session, base)
+        page = f"{base}/i/{daemon.signer.sign(number, 'view', 'alice')}/"
+
+        async def press(button: str, **fields: str) -> str:
+            async with session.get(page) as response:
+                html = await response.text()
+            csrf = re.search(r'name="csrf" value="([^"]+)"', html)
+            assert csrf is not None and f'id="{button}"' in html
+            async with session.post(f"{page}act/{button}", data={"csrf": csrf[1], **fields},
+                                    allow_redirects=True) as response:
+                assert response.status == 200
+                return await response.text()
+
+        shown = await press("draft")
+        assert "Payments are failing for some customers (checkout)." in shown
+        assert 'id="publish"' in shown and fake.incidents == {}
+
+        fake.failures.append(401)
+        shown = await press("publish", status="identified")
+        assert fake.incidents == {} and 'id="publish"' in shown
+        assert "status.publish_failed" in shown
+
+        shown = await press("publish", status="identified")
+        (published,) = fake.incidents.values()
+        assert published["status"] == "identified"
+        assert 'id="draft"' in shown and 'id="publish"' not in shown
+        found = await incident(session, base, number)
+        (entry,) = [e for e in found["timeline"] if e["kind"] == "status.published"]
+        assert entry["actor"] == "user:alice"
