@@ -99,13 +99,13 @@ class Dispatcher:
     def _split(self, claimed: list[Timer]) -> list[Coroutine[Any, Any, None]]:
         """The claimed timers as units of work: a batch per batched kind, else one each.
 
-        In the order claimed (earliest due first), a batch at the place of its first timer:
-        units wait for slots in this order, and a batch of late escalation steps must not
-        wait behind the sends of pages that fell due after them.
+        Earliest due first (a claim's rows come back in no promised order), a batch at the
+        place of its first timer: units wait for slots in this order, and a batch of late
+        escalation steps must not wait behind the sends of pages that fell due after them.
         """
         batches: dict[str, list[Timer]] = {}
         units: list[Timer | list[Timer]] = []
-        for timer in claimed:
+        for timer in sorted(claimed, key=lambda timer: (timer.due_at, timer.id)):
             if timer.kind not in self._batch_handlers:
                 units.append(timer)
             elif timer.kind in batches:

@@ -350,8 +350,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def watched_incidents(self, opened_before: float, comms_severities: Sequence[str]
                                 ) -> list[dict[str, Any]]:
-        """The open incidents the targets watcher may have work for: those opened before
-        `opened_before`, and those of `comms_severities` with no comms manager yet. Each is
+        """The open incidents the targets watcher may have work for: those opened at or
+        before `opened_before`, and those of `comms_severities` with no comms manager yet. Each is
         a light row (no alerts, no timeline) with `marked`, the set of "target:stage"
         already recorded."""
 

@@ -153,7 +153,7 @@ def watched_incidents(conn: sqlite3.Connection, opened_before: float,
         "SELECT i.id, i.severity, i.opened_at, i.acknowledged_at, i.mitigated_at, i.lead,"
         " i.comms, (SELECT group_concat(b.target || ':' || b.stage, ' ') FROM breaches AS b"
         " WHERE b.incident_id = i.id)"
-        " FROM incidents AS i WHERE i.state != 'resolved' AND (i.opened_at < ?"
+        " FROM incidents AS i WHERE i.state != 'resolved' AND (i.opened_at <= ?"
         f" OR (i.comms IS NULL AND i.severity IN ({marks})))",
         (opened_before, *comms_severities),
     ).fetchall()

@@ -79,8 +79,10 @@ def execute_in(
     """Run `<head> IN (?, ?, ...) <tail>` over `values` (bound after `params`), in as few
     statements as possible; the rows they return. One value is an equality to SQLite."""
     found: list[Any] = []
-    for start in range(0, len(values), _MAX_ROWS):
-        chunk = values[start:start + _MAX_ROWS]
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(params)
+    per = max(1, min(_MAX_ROWS, limit))
+    for start in range(0, len(values), per):
+        chunk = values[start:start + per]
         key = (head, -1, len(chunk), tail)
         text = _texts.get(key)
         if text is None:

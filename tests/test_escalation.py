@@ -249,13 +249,15 @@ async def test_a_batch_of_late_steps_starts_before_pages_that_fell_due_after_it(
     async def escalate(timers: list[Timer]) -> None:
         started.append("escalate:" + ",".join(str(t.id) for t in timers))
 
-    def timer(id: int, kind: str) -> Timer:
-        return Timer(id, kind, 1, "", 0, 0, None, None, float(id))
+    def timer(id: int, kind: str, due: float) -> Timer:
+        return Timer(id, kind, 1, "", 0, 0, None, None, T0 + due)
 
     dispatcher = Dispatcher(SQLiteStore(tmp_path / "unused.db"), FakeClock(T0), {"page": page},
                             batch_handlers={"escalate": escalate}, concurrency=1)
-    claimed = [timer(1, "escalate"), timer(2, "page"), timer(3, "escalate"), timer(4, "page")]
+    # As a claim returns them: by id, not by due time (page 1 fell due after step 2).
+    claimed = [timer(1, "page", 30), timer(2, "escalate", 10), timer(3, "page", 20),
+               timer(4, "escalate", 40)]
     for unit in dispatcher._split(claimed):
         await unit
 
-    assert started == ["escalate:1,3", "page:2", "page:4"]
+    assert started == ["escalate:2,4", "page:3", "page:1"]

@@ -207,6 +207,8 @@ async def test_the_targets_watcher_reads_only_incidents_that_may_be_due(
     assert [(i["id"], i["marked"]) for i in watched] == [
         (old.opened[0], {"ack:warning"}), (talk.opened[0], set())]
     assert await store.watched_incidents(T0 + 300, []) == watched[:1]
+    # At the very instant a warning falls due, as the watcher's check counts it.
+    assert [i["id"] for i in await store.watched_incidents(T0, [])] == [old.opened[0]]
 
 
 async def queued_together(store: SQLiteStore, *calls: Any) -> list[Any]:
