@@ -59,7 +59,9 @@ def browser() -> Iterator[object]:
         pytest.skip("chromium / chromedriver not installed")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # --disable-dev-shm-usage: CI containers often give /dev/shm 64 MB, too little for a tab.
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--disable-dev-shm-usage",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--window-size=1000,1400"):
         options.add_argument(flag)
@@ -103,7 +105,14 @@ async def test_page_shows_state_contacts_timeline_and_acts(
             driver.save_screenshot(str(SHOTS / "incident-acknowledged.png"))  # type: ignore
             return seen
 
-        seen = await asyncio.to_thread(look_and_press)
+        try:
+            seen = await asyncio.to_thread(look_and_press)
+        except Exception as exc:
+            # What the browser showed, so that a failure in CI can be understood from its log.
+            driver = browser
+            raise AssertionError(
+                f"{exc!r} at {driver.current_url}: {driver.page_source[:2000]}"  # type: ignore
+            ) from exc
         assert seen["state"] == "triggered"
         assert "Card payments fail" in seen["title"]
         assert "Shop on call" in seen["contacts"] and "PayCo" in seen["contacts"]
