@@ -373,10 +373,13 @@ class SQLiteStore(Store):
 
     async def open_incidents_with(self, fingerprint: str) -> list[int]:
         def op(conn: sqlite3.Connection) -> list[int]:
+            # Each open incident's membership by primary key: memberships have no index by
+            # fingerprint alone (it cost every ingested alert more than this costs a rare
+            # acknowledgement by dedup key).
             rows = conn.execute(
-                "SELECT i.id FROM incident_alerts AS m JOIN incidents AS i"
-                " ON i.id = m.incident_id WHERE m.fingerprint = ? AND i.state != 'resolved'",
-                (fingerprint,)).fetchall()
+                "SELECT i.id FROM incidents AS i WHERE i.state != 'resolved' AND EXISTS"
+                " (SELECT 1 FROM incident_alerts AS m WHERE m.incident_id = i.id"
+                " AND m.fingerprint = ?)", (fingerprint,)).fetchall()
             return [int(row[0]) for row in rows]
 
         return await self._read(op)

@@ -348,8 +348,8 @@ def _leave_incident(
     result: IngestResult, partial: bool,
 ) -> None:
     rows = conn.execute(
-        "SELECT i.id FROM incident_alerts AS m JOIN incidents AS i ON i.id = m.incident_id"
-        " WHERE m.fingerprint = ? AND i.key = ? AND i.state != 'resolved'",
+        "SELECT i.id FROM incidents AS i JOIN incident_alerts AS m ON m.incident_id = i.id"
+        " AND m.fingerprint = ? WHERE i.key = ? AND i.state != 'resolved'",
         (alert.fingerprint, target.key),
     ).fetchall()
     for (incident_id,) in rows:

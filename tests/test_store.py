@@ -265,3 +265,16 @@ async def test_a_bad_request_merged_with_others_fails_alone(store: SQLiteStore) 
     assert isinstance(results[1], TypeError)
     assert [len(r.opened) for r in (results[0], results[2])] == [1, 1]
     assert len(await store.incidents()) == 2
+
+
+async def test_open_incidents_with_an_alert_are_found_without_a_fingerprint_index(
+    store: SQLiteStore,
+) -> None:
+    """Memberships have no index by fingerprint: the open incidents are searched instead."""
+    down, other = alert(instance="a"), alert(instance="b")
+    first = await store.ingest(batch((down, [target("k"), target("j")])), T0)
+    await store.ingest(batch((other, [target("m")])), T0)
+    await store.ingest(batch((alert(instance="a", status="resolved"), [target("j")])), T0 + 1)
+
+    assert await store.open_incidents_with(down.fingerprint) == first.opened[:1]
+    assert await store.open_incidents_with("0123456789abcdef") == []
