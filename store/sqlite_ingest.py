@@ -16,7 +16,13 @@ from typing import Any
 from pagerd.models import Alert, AlertStatus, IncidentState
 from pagerd.store import sqlite_escalation
 from pagerd.store.base import IngestBatch, IngestItem, IngestResult, RouteTarget
-from pagerd.store.sqlite_rows import append, dumps, execute_in, execute_values
+from pagerd.store.sqlite_rows import (
+    TIMELINE_INSERT,
+    append,
+    dumps,
+    execute_in,
+    execute_values,
+)
 
 
 def _iso(value: Any) -> str | None:
@@ -40,7 +46,6 @@ _MEMBER_UPSERT = (
     "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET"
     " status = excluded.status, severity = excluded.severity"
 )
-_TIMELINE_INSERT = "INSERT INTO timeline (incident_id, at, kind, actor, data)"
 
 
 @dataclass
@@ -84,7 +89,7 @@ class _Batch:
     def write_buffered(self, conn: sqlite3.Connection) -> None:
         """Write the buffered memberships and timeline entries."""
         execute_values(conn, _MEMBER_INSERT, list(self.member_rows.values()), _MEMBER_UPSERT)
-        execute_values(conn, _TIMELINE_INSERT, self.timeline)
+        execute_values(conn, TIMELINE_INSERT, self.timeline)
         self.member_rows.clear()
         self.timeline.clear()
 
@@ -109,11 +114,6 @@ class _Batch:
 # One alert of a call: the item, the result of the request it came in, and whether that
 # request's group was truncated at its source.
 _Tagged = tuple[IngestItem, IngestResult, bool]
-
-
-def apply_ingest(conn: sqlite3.Connection, batch: IngestBatch, now: float) -> IngestResult:
-    """Apply one intake batch; see the module docstring."""
-    return apply_ingests(conn, [batch], now)[0]
 
 
 def apply_ingests(
@@ -395,9 +395,7 @@ def _upsert_member(
     conn: sqlite3.Connection, incident_id: int, alert: Alert, target: RouteTarget
 ) -> None:
     conn.execute(
-        "INSERT INTO incident_alerts (incident_id, fingerprint, status, severity)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id, fingerprint) DO UPDATE SET"
-        " status = excluded.status, severity = excluded.severity",
+        f"{_MEMBER_INSERT} VALUES (?, ?, ?, ?) {_MEMBER_UPSERT}",
         (incident_id, alert.fingerprint, alert.status.value, target.severity),
     )
 

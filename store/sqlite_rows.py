@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -21,15 +21,16 @@ def audit(conn: sqlite3.Connection, now: float, actor: str, action: str,
                  (now, actor, action, dumps(data)))
 
 
+TIMELINE_INSERT = "INSERT INTO timeline (incident_id, at, kind, actor, data)"
+
+
 def append(
     conn: sqlite3.Connection, incident_id: int, now: float, kind: str, actor: str,
     data: dict[str, Any],
 ) -> None:
     """Append one timeline entry."""
-    conn.execute(
-        "INSERT INTO timeline (incident_id, at, kind, actor, data) VALUES (?, ?, ?, ?, ?)",
-        (incident_id, now, kind, actor, dumps(data)),
-    )
+    conn.execute(f"{TIMELINE_INSERT} VALUES (?, ?, ?, ?, ?)",
+                 (incident_id, now, kind, actor, dumps(data)))
 
 
 # Rows per statement: a bound on the SQL text SQLite parses at once (and caches), and
@@ -38,6 +39,26 @@ _MAX_ROWS = 500
 # The SQL text of each (head, row width, row count, tail) already spelled.
 _texts: dict[tuple[str, int, int, str], str] = {}
 _TEXTS_MAX = 2_000
+
+
+def _chunks(conn: sqlite3.Connection, items: Sequence[Any], width: int, others: int
+            ) -> list[Sequence[Any]]:
+    """`items` cut into runs that fit one statement: at most _MAX_ROWS of them, and
+    `width` parameters each plus `others` within the connection's variable limit."""
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - others
+    per = max(1, min(_MAX_ROWS, limit // width))
+    return [items[start:start + per] for start in range(0, len(items), per)]
+
+
+def _text(key: tuple[str, int, int, str], spell: Callable[[int], str]) -> str:
+    """The SQL text for `key` (its third part a row count), spelled once by `spell(count)`
+    and then remembered (within a bound)."""
+    text = _texts.get(key)
+    if text is None:
+        if len(_texts) >= _TEXTS_MAX:
+            _texts.clear()
+        text = _texts[key] = spell(key[2])
+    return text
 
 
 def execute_values(
@@ -54,18 +75,11 @@ def execute_values(
     if not rows:
         return []
     width = len(rows[0])
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(tail_params)
-    per = max(1, min(_MAX_ROWS, limit // width))
+    one = "(" + ", ".join("?" * width) + ")"
     found: list[Any] = []
-    for start in range(0, len(rows), per):
-        chunk = rows[start:start + per]
-        key = (head, width, len(chunk), tail)
-        text = _texts.get(key)
-        if text is None:
-            if len(_texts) >= _TEXTS_MAX:
-                _texts.clear()
-            one = "(" + ", ".join("?" * width) + ")"
-            text = _texts[key] = f"{head} VALUES {', '.join([one] * len(chunk))} {tail}"
+    for chunk in _chunks(conn, rows, width, len(tail_params)):
+        text = _text((head, width, len(chunk), tail),
+                     lambda n: f"{head} VALUES {', '.join([one] * n)} {tail}")
         params = [value for row in chunk for value in row]
         params.extend(tail_params)
         found.extend(conn.execute(text, params))
@@ -79,15 +93,8 @@ def execute_in(
     """Run `<head> IN (?, ?, ...) <tail>` over `values` (bound after `params`), in as few
     statements as possible; the rows they return. One value is an equality to SQLite."""
     found: list[Any] = []
-    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - len(params)
-    per = max(1, min(_MAX_ROWS, limit))
-    for start in range(0, len(values), per):
-        chunk = values[start:start + per]
-        key = (head, -1, len(chunk), tail)
-        text = _texts.get(key)
-        if text is None:
-            if len(_texts) >= _TEXTS_MAX:
-                _texts.clear()
-            text = _texts[key] = f"{head} IN ({', '.join('?' * len(chunk))}) {tail}"
+    for chunk in _chunks(conn, values, 1, len(params)):
+        text = _text((head, -1, len(chunk), tail),
+                     lambda n: f"{head} IN ({', '.join('?' * n)}) {tail}")
         found.extend(conn.execute(text, [*params, *chunk]))
     return found
