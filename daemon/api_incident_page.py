@@ -85,7 +85,6 @@ class IncidentPage:
         # Back to the page (POST-redirect-GET), which now shows the new state.
         raise web.HTTPSeeOther(f"/i/{token}/")
 
-
     async def _status_update(self, incident_id: int, action: str, who: str,
                              status: object) -> None:
         """Draft a customer update from the template (unless one is pending), or publish

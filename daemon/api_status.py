@@ -15,15 +15,12 @@ from pagerd.daemon.core import Daemon
 from pagerd.daemon.responses import json_response, read_json, unauthorized
 from pagerd.durations import format_duration
 from pagerd.notifiers.base import DeliveryError
-from pagerd.notifiers.statuspage import INCIDENT_STATUSES, StatuspageClient
+from pagerd.notifiers.statuspage import INCIDENT_STATUSES, StatuspageClient, default_status
 from pagerd.notifiers.statuspage import Incident as StatuspageIncident
 from pagerd.receivers.auth import presented_token
 from pagerd.receivers.errors import PayloadError
 
 log = structlog.get_logger("pagerd.status")
-
-STATUSES = INCIDENT_STATUSES
-
 
 def draft_text(daemon: Daemon, incident: dict[str, Any]) -> str:
     """The draft for an incident, from its severity's template."""
@@ -111,9 +108,9 @@ async def publish_draft(daemon: Daemon, incident: dict[str, Any], who: str,
     text = latest_draft(incident)
     if text is None:
         raise PayloadError("draft", "nothing to publish: draft an update first")
-    status = status or ("resolved" if incident["state"] == "resolved" else "investigating")
-    if status not in STATUSES:
-        raise PayloadError("status", f"must be one of {', '.join(STATUSES)}")
+    status = status or default_status(incident["state"])
+    if status not in INCIDENT_STATUSES:
+        raise PayloadError("status", f"must be one of {', '.join(INCIDENT_STATUSES)}")
     component = config.components.get(incident["owner"] or "")
     affected = {component: "major_outage" if status != "resolved" else "operational"} if (
         component) else None

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 
 from pagerd.durations import format_duration
-from pagerd.notifiers.statuspage import INCIDENT_STATUSES
+from pagerd.notifiers.statuspage import INCIDENT_STATUSES, default_status
 from pagerd.routing.severity import SeverityLevel
 from pagerd.settings import Component
 
@@ -94,22 +94,18 @@ def _changes(changes: list[dict[str, Any]]) -> str:
     return f'<table id="changes">{rows}</table>'
 
 
-def _status_section(status_page: bool, state: str, draft: str | None, hidden: str) -> str:
+def _status_page(status_page: bool, state: str, draft: str | None, hidden: str) -> str:
     if not status_page:
         return ""
-    return f"<h2>Status page</h2>{_status_page(state, draft, hidden)}"
-
-
-def _status_page(state: str, draft: str | None, hidden: str) -> str:
     if draft is None:
-        return ("<p>No update is waiting to be published.</p>"
+        return ("<h2>Status page</h2><p>No update is waiting to be published.</p>"
                 f'<form method="post" action="act/draft">{hidden}'
                 '<button type="submit" id="draft">Draft an update</button></form>')
-    chosen = "resolved" if state == "resolved" else "investigating"
+    chosen = default_status(state)
     options = "".join(
         f'<option value="{status}"{" selected" if status == chosen else ""}>{status}</option>'
         for status in INCIDENT_STATUSES)
-    return ("<p>Draft, not published yet:</p>"
+    return ("<h2>Status page</h2><p>Draft, not published yet:</p>"
             f'<blockquote id="status-draft">{escape(draft)}</blockquote>'
             f'<form method="post" action="act/publish">{hidden}'
             f'<label for="status">Status</label> <select id="status" name="status">{options}'
@@ -149,7 +145,7 @@ def render(incident: dict[str, Any], level: SeverityLevel | None, component: Com
         f"communications: {escape(incident.get('comms') or '-')}</p>"
         f"{buttons}<h2>Targets</h2>{targets}<h2>Owner and contacts</h2>"
         f"{_contacts(component)}<h2>Recent changes</h2>{_changes(changes or [])}"
-        f"{_status_section(status_page, state, draft, hidden)}"
+        f"{_status_page(status_page, state, draft, hidden)}"
         f"<h2>Timeline</h2>{_timeline(incident['timeline'])}{note}"
     )
     return (

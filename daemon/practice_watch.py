@@ -60,14 +60,14 @@ async def check(daemon: Daemon) -> None:
     """One pass over the open incidents that may have reached a target or want a comms
     manager: a light query, so a pass over thousands open does not stall the daemon."""
     now = daemon.clock.time()
-    levels = {level.name: level for level in daemon.settings.severities.levels}
-    shortest = min((seconds * WARNING_SHARE for level in levels.values()
+    severities = daemon.settings.severities
+    shortest = min((seconds * WARNING_SHARE for level in severities.levels
                     for seconds in (level.ack_target, level.mitigate_target,
                                     level.resolve_target) if seconds), default=None)
-    comms = [name for name, level in levels.items() if level.comms_manager]
+    comms = [level.name for level in severities.levels if level.comms_manager]
     opened_before = now - shortest if shortest is not None else float("-inf")
     for incident in await daemon.store.watched_incidents(opened_before, comms):
-        level = levels.get(incident["severity"])
+        level = severities.level(incident["severity"])
         if level is None:
             continue
         targets = {"ack": level.ack_target, "mitigate": level.mitigate_target,

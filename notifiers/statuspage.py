@@ -35,6 +35,12 @@ log = structlog.get_logger("pagerd.notifier", notifier="statuspage")
 DEFAULT_BASE_URL = "https://api.statuspage.io/v1"
 # Realtime incidents only; scheduled maintenance has its own statuses and is not ours.
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+
+def default_status(incident_state: str) -> str:
+    """The status an update of a pagerd incident in `incident_state` is published with,
+    unless the person publishing picks another."""
+    return "resolved" if incident_state == "resolved" else "investigating"
 COMPONENT_STATUSES = (
     "operational", "degraded_performance", "partial_outage", "major_outage", "under_maintenance",
 )

@@ -4,7 +4,9 @@ person (against a local server speaking Statuspage's API)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +172,20 @@ async def test_overdue_action_reminds_owner(tmp_path: Path) -> None:
             "pagerd_remediation_actions_overdue_total") == 1
 
 
-async def test_status_page_draft_then_publish_by_a_person(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def with_status_page(tmp_path: Path) -> AsyncIterator[
+        tuple[FakeStatuspage, str, Daemon, str, aiohttp.ClientSession]]:
+    """A daemon whose status page is a local fake with one component, checkout's."""
     fake = FakeStatuspage()
     component = fake.add_component("Checkout")
     async with serve_app(fake.app()) as statuspage, sink_server() as hook, running_daemon(
         tmp_path, config(hook.url, f"{statuspage}/v1", component)
-    ) as (_, base, session):
+    ) as (daemon, base, session):
+        yield fake, component, daemon, base, session
+
+
+async def test_status_page_draft_then_publish_by_a_person(tmp_path: Path) -> None:
+    async with with_status_page(tmp_path) as (fake, component, _, base, session):
         number = await report(session, base)
         url = f"{base}/api/v1/incidents/{number}/status"
         async with session.post(f"{url}/publish", headers=AUTH) as response:
@@ -203,11 +213,7 @@ async def test_status_update_drafted_and_published_from_the_incident_page(
 ) -> None:
     """The page's buttons: draft from the template, then publish it, as the link's person;
     a status page that refuses leaves the draft pending and says so on the timeline."""
-    fake = FakeStatuspage()
-    component = fake.add_component("Checkout")
-    async with serve_app(fake.app()) as statuspage, sink_server() as hook, running_daemon(
-        tmp_path, config(hook.url, f"{statuspage}/v1", component)
-    ) as (daemon, base, session):
+    async with with_status_page(tmp_path) as (fake, _, daemon, base, session):
         number = await report(session, base)
         page = f"{base}/i/{daemon.signer.sign(number, 'view', 'alice')}/"
 
