@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -17,14 +15,11 @@ from pagerd.daemon import (
     api_twilio,
 )
 from pagerd.daemon.core import Daemon
+from pagerd.daemon.intake_gate import admit
 from pagerd.daemon.responses import json_response, read_json, unauthorized, unavailable
 from pagerd.errors import ConfigErrors
-from pagerd.models import Alert
-from pagerd.receivers.alertmanager import parse_notification
 from pagerd.receivers.auth import presented_token, token_matches
-from pagerd.receivers.azure import parse_azure
 from pagerd.receivers.errors import PayloadError
-from pagerd.settings import Integration
 from pagerd.store.base import StoreUnavailable
 
 log = structlog.get_logger("pagerd.http")
@@ -51,64 +46,18 @@ class Api:
         alerts are on disk.
         """
         daemon = self.daemon
-        kind = request.match_info["kind"]
-        name = request.match_info.get("integration", kind)
-        if not daemon.accepting:
-            return unavailable(daemon, "shutting down")
-        integration = daemon.settings.integrations.get(name)
-        if integration is None or integration.type != kind:
-            return json_response({"error": f"no {kind} integration {name!r}",
-                                  "field": "integration"}, 404)
-        if not await self._authenticated(request, integration):
-            return unauthorized(daemon, name)
+        admitted = await admit(daemon, request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        name = admitted.integration
         try:
-            body = await read_json(request, daemon.settings.max_body_bytes)
-            alerts, partial = self._parse(kind, body, name)
-        except PayloadError as exc:
-            daemon.metrics.invalid_payloads.labels(name, exc.field.split("[")[0]).inc()
-            log.info("payload.refused", integration=name, field=exc.field, reason=exc.reason)
-            return json_response(exc.to_json(), exc.status)
-        try:
-            result = await daemon.intake.accept(alerts, name, partial=partial)
+            result = await daemon.intake.accept(admitted.alerts, name, partial=admitted.partial)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=name, error=str(exc))
             return unavailable(daemon, "store")
         if result.opened or result.resolved or result.outcomes.keys() - {"duplicate"}:
             daemon.dispatcher.wake()
-        return json_response({"status": "success", "alerts": len(alerts)})
-
-    async def _authenticated(self, request: web.Request, integration: Integration) -> bool:
-        # Azure action groups can only put a token in the URL; Alertmanager sends headers.
-        allow_query = integration.type == "azure"
-        token = presented_token(request.headers, request.query, allow_query=allow_query)
-        if token_matches(token, self.daemon.tokens.get(integration.name)):
-            return True
-        verifier = self.daemon.verifiers.get(integration.name)
-        if verifier is None or token is None or token.count(".") != 2:
-            return False
-        # Imported here: PyJWT and cryptography cost 8 MB, for Azure's secure webhooks only.
-        from pagerd.receivers.entra import EntraError
-
-        try:
-            await verifier.verify(token)
-        except EntraError as exc:
-            log.info("auth.entra_refused", integration=integration.name, reason=exc.reason)
-            return False
-        return True
-
-    def _parse(self, kind: str, body: Any, name: str) -> tuple[list[Alert], bool]:
-        """The alerts, and whether the source left some of their group out."""
-        if kind == "alertmanager":
-            notification = parse_notification(body, name)
-            return notification.alerts, notification.partial
-        parsed = parse_azure(body, integration=name)
-        if not parsed.known:
-            # Kept as a generic alert, never dropped; counted so the gap is visible.
-            reason = parsed.notes.get("reason", "unknown")
-            self.daemon.metrics.unknown_payloads.labels(name, parsed.kind, reason).inc()
-            log.warning("payload.unknown_shape", integration=name, kind=parsed.kind,
-                        reason=reason)
-        return parsed.alerts, False
+        return json_response({"status": "success", "alerts": len(admitted.alerts)})
 
     async def healthy(self, request: web.Request) -> web.Response:
         """GET /-/healthy: the process is up."""

@@ -146,17 +146,25 @@ class Intake:
         self, alerts: list[Alert], integration: str, *, partial: bool = False
     ) -> IngestResult:
         """Route and store `alerts` in one transaction; returns once it is durable."""
+        batch = self.prepare(alerts, integration, partial)
+        result = await self.store.ingest(batch, self.clock.time())
+        self.record(result, integration)
+        return result
+
+    def prepare(self, alerts: list[Alert], integration: str, partial: bool) -> IngestBatch:
+        """The alerts with their routes, ready to store."""
         router = self.router  # one config for the whole batch, even across a reload
         for alert in alerts:
             router.inhibitor.observe(
                 alert.fingerprint, alert.labels, alert.status is AlertStatus.FIRING)
         items = [router.targets(alert, self.metrics, self.clock) for alert in alerts]
-        batch = IngestBatch(items, integration, partial)
-        result = await self.store.ingest(batch, self.clock.time())
+        return IngestBatch(items, integration, partial)
+
+    def record(self, result: IngestResult, integration: str) -> None:
+        """Count and log what a stored batch did."""
         for outcome, count in result.outcomes.items():
             self.metrics.alerts_received.labels(integration, outcome).inc(count)
         if result.opened:
             log.info("incidents.opened", integration=integration, incidents=result.opened)
         if result.resolved:
             log.info("incidents.resolved", integration=integration, incidents=result.resolved)
-        return result

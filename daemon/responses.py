@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
 
-from pagerd.daemon.core import Daemon
+from pagerd.daemon.metrics import Metrics
 from pagerd.receivers.errors import PayloadError
 
 RETRY_AFTER = "5"
+
+
+class Counted(Protocol):
+    """Whoever answers: the daemon, or an intake process; refusals go to its metrics."""
+
+    metrics: Metrics
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
@@ -20,14 +26,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                         content_type="application/json")
 
 
-def unavailable(daemon: Daemon, reason: str) -> web.Response:
+def unavailable(daemon: Counted, reason: str) -> web.Response:
     """pagerd's own trouble: 503 with Retry-After, so senders retry instead of dropping."""
     daemon.metrics.unavailable.labels(reason).inc()
     return json_response({"error": f"pagerd is unavailable: {reason}"}, 503,
                          {"Retry-After": RETRY_AFTER})
 
 
-def unauthorized(daemon: Daemon, endpoint: str) -> web.Response:
+def unauthorized(daemon: Counted, endpoint: str) -> web.Response:
     """Missing or wrong credentials."""
     daemon.metrics.auth_failures.labels(endpoint).inc()
     return json_response({"error": "missing or invalid credentials", "field": "Authorization"},
@@ -36,6 +42,19 @@ def unauthorized(daemon: Daemon, endpoint: str) -> web.Response:
 
 async def read_json(request: web.Request, limit: int) -> Any:
     """The request's JSON body; PayloadError (4xx) for what is not one."""
+    return decode_json(await read_body(request, limit))
+
+
+def decode_json(raw: bytes) -> Any:
+    """A body's JSON; PayloadError naming the body for what is not JSON."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError("body", f"invalid JSON: {exc}") from None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The request's body, as received, if it says it is JSON and is not too large."""
     if request.content_type != "application/json":
         raise PayloadError("Content-Type", "must be application/json", status=415)
     if request.content_length is not None and request.content_length > limit:
@@ -44,7 +63,4 @@ async def read_json(request: web.Request, limit: int) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadError("body", f"larger than {limit} bytes", status=413) from None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("body", f"invalid JSON: {exc}") from None
+    return raw
