@@ -159,6 +159,17 @@ class Store(abc.ABC):
         their timelines and schedule their notifications, atomically."""
 
     @abc.abstractmethod
+    async def ingest_journaled(self, batches: list[IngestBatch], cursors: dict[str, int],
+                               now: float) -> list[IngestResult]:
+        """Ingest batches read from intake journals, and move each journal's cursor to the
+        last entry read (`cursors`: journal -> entry id), atomically: an entry is ingested
+        exactly once."""
+
+    @abc.abstractmethod
+    async def journal_cursor(self, source: str) -> int:
+        """The last entry of intake journal `source` already ingested (0 for none)."""
+
+    @abc.abstractmethod
     async def claim_due(self, now: float, limit: int, lease: float) -> list[Timer]:
         """Claim up to `limit` timers due at `now`; each is claimed by one caller only."""
 

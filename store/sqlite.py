@@ -94,6 +94,26 @@ class SQLiteStore(Store):
         result: IngestResult = await self._write(Mergeable(_apply_ingests, (batch, now)))
         return result
 
+    async def ingest_journaled(self, batches: list[IngestBatch], cursors: dict[str, int],
+                               now: float) -> list[IngestResult]:
+        def op(conn: sqlite3.Connection) -> list[IngestResult]:
+            results = sqlite_ingest.apply_ingests(conn, batches, now) if batches else []
+            conn.executemany(
+                "INSERT INTO intake_cursors (source, last_id) VALUES (?, ?)"
+                " ON CONFLICT (source) DO UPDATE SET last_id = excluded.last_id",
+                list(cursors.items()))
+            return results
+
+        return await self._write(op)
+
+    async def journal_cursor(self, source: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT last_id FROM intake_cursors WHERE source = ?",
+                               (source,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._read(op)
+
     async def claim_due(self, now: float, limit: int, lease: float) -> list[Timer]:
         return await self._write(lambda conn: _claim(conn, now, limit, lease))
 
