@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,9 @@ from pagerd.daemon import handoffs, practice_watch
 from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
+from pagerd.daemon.intake_gate import verifiers_for
+from pagerd.daemon.intake_workers import IntakeWorkers
+from pagerd.daemon.journal_drain import JournalDrain
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.pager import Pager, next_method, rules_of
 from pagerd.daemon.paging import build_notifiers, link_keys, link_signer
@@ -30,7 +32,7 @@ from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
 from pagerd.oncall.users import ContactMethod, User
-from pagerd.settings import Integration, Settings, load_settings, locate
+from pagerd.settings import Settings, load_settings, locate
 from pagerd.store.base import PageOrder, Store
 from pagerd.store.sqlite import SQLiteStore
 
@@ -82,6 +84,9 @@ class Daemon:
         self.ready = False
         self._session: aiohttp.ClientSession | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
+        self.intake_workers: IntakeWorkers | None = None
+        self.journal_drain: JournalDrain | None = None
+        self._drain_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
 
     async def start(self) -> None:
@@ -95,6 +100,7 @@ class Daemon:
             ("load overrides", self.load_overrides),
             ("load opt-outs", self._load_opt_outs),
             ("start dispatcher", self._start_dispatcher),
+            ("start intake processes", self._start_intake_processes),
         ]
         for name, step in steps:
             try:
@@ -123,7 +129,7 @@ class Daemon:
             name: self.state.token(name, integration.token)
             for name, integration in self.settings.integrations.items()
         }
-        self.verifiers = _verifiers(self.settings.integrations.values())
+        self.verifiers = verifiers_for(self.settings.integrations.values())
         self._feed_key = self.state.token("ical", None)
         self._link_keys = link_keys(self.settings, self.state)
         self.signer = link_signer(self._link_keys, self.settings, self.clock.time)
@@ -144,6 +150,19 @@ class Daemon:
             asyncio.create_task(practice_watch.watch(self), name="targets"),
             asyncio.create_task(handoffs.watch(self), name="handoffs"),
         ]
+
+    async def _start_intake_processes(self) -> None:
+        # Journals left by an earlier run are drained even when no process is configured now.
+        self.journal_drain = JournalDrain(
+            self.state.path / "intake", self.store, self.metrics, lambda: self.intake,
+            changed=lambda: self.dispatcher.wake())
+        self._drain_task = asyncio.create_task(self.journal_drain.run(), name="journal")
+        processes = self.settings.intake.processes
+        if processes:
+            self.intake_workers = IntakeWorkers(
+                processes, self.options.config, self.state.path, self.metrics,
+                poke=self.journal_drain.poke)
+            await self.intake_workers.start()
 
     def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
         """The dispatcher with a handler for every kind of timer."""
@@ -382,8 +401,9 @@ class Daemon:
                     self.tokens[name] = self.state.token(name, integration.token)
             firing = await self.store.firing_alerts()
             router = Router(settings, firing)
-            old_verifiers, self.verifiers = self.verifiers, _verifiers(
+            old_verifiers, self.verifiers = self.verifiers, verifiers_for(
                 settings.integrations.values())
+            intake_before = self.settings.intake
             # The swaps happen with no await between them: a request sees old or new.
             self.settings = settings
             self.settings_loaded_at = time.time()
@@ -393,6 +413,11 @@ class Daemon:
                 await verifier.close()
             self.metrics.set_config(settings.digest, time.time())
             log.info("config.reloaded", file=file, digest=settings.digest)
+            if self.intake_workers is not None:
+                self.intake_workers.reload()
+            if settings.intake != intake_before:
+                log.warning("config.intake_processes_unchanged",
+                            reason="intake processes and their port change at restart")
 
     async def stop(self, deadline: float = 10.0) -> None:
         """Ordered shutdown: stop intake, drain sends, persist, close.
@@ -403,6 +428,7 @@ class Daemon:
         """
         self.accepting = False
         self.ready = False
+        await self._stop_intake_processes(deadline * 0.3)
         for task in self._watch_tasks:
             task.cancel()
         await asyncio.gather(*self._watch_tasks, return_exceptions=True)
@@ -417,22 +443,19 @@ class Daemon:
         await self.store.close()
         self.state.unlock()
 
-
-def _verifiers(integrations: Iterable[Integration]) -> dict[str, EntraVerifier]:
-    """An Entra ID verifier for each integration that accepts Entra tokens."""
-    integrations = list(integrations)
-    if all(integration.entra is None for integration in integrations):
-        return {}  # PyJWT and cryptography (8 MB) stay unloaded
-    from pagerd.receivers.entra import EntraVerifier
-
-    return {
-        integration.name: EntraVerifier(
-            jwks_url=integration.entra.jwks_url, issuer=integration.entra.issuers,
-            audience=integration.entra.audiences, role=integration.entra.role,
-        )
-        for integration in integrations
-        if integration.entra is not None
-    }
+    async def _stop_intake_processes(self, deadline: float) -> None:
+        # They answer 503 and commit what is inside; then what they journalled is ingested
+        # while there is time (the rest waits in the journals for the next start).
+        if self.intake_workers is not None:
+            await self.intake_workers.stop(deadline / 2)
+        if self.journal_drain is not None and self._drain_task is not None:
+            self._drain_task.cancel()
+            await asyncio.gather(self._drain_task, return_exceptions=True)
+            try:
+                await self.journal_drain.drain_all(deadline / 2)
+            except Exception as exc:
+                log.warning("journal.drain_failed", error=str(exc))
+            self.journal_drain.close()
 
 
 def _user_tokens(settings: Settings) -> dict[str, str]:

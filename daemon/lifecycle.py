@@ -15,17 +15,12 @@ from pagerd.daemon.app import build_app
 from pagerd.daemon.core import Daemon, Options, StartupError
 from pagerd.daemon.statedir import StateDir, default_state_dir
 from pagerd.errors import ConfigErrors
+from pagerd.settings import split_listen
 
 log = structlog.get_logger("pagerd.daemon")
 
 SHUTDOWN_DEADLINE = 10.0
 GAUGE_REFRESH = 10.0
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """HOST:PORT (or [v6]:PORT) as a pair."""
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 async def serve(options: Options) -> int:

@@ -28,6 +28,12 @@ class Metrics:
         self.unavailable = Counter(
             "pagerd_unavailable_total", "Requests answered 503, by reason.", ["reason"],
             registry=r)
+        self.journal_ingested = Counter(
+            "pagerd_intake_journal_entries_total", "Requests accepted by intake processes and "
+            "ingested from their journals.", registry=r)
+        self.intake_process_exits = Counter(
+            "pagerd_intake_process_exits_total", "Intake processes that exited unasked (each "
+            "is restarted).", registry=r)
         self.alerts_unrouted = Counter(
             "pagerd_alerts_silenced_total", "Alert routings that opened no incident, by reason "
             "(inhibited, muted, inactive).", ["reason"], registry=r)

@@ -111,6 +111,20 @@ class ReceiverConfig:
 
 
 @dataclass(frozen=True)
+class IntakeProcesses:
+    """Intake in processes of its own: they journal what they accept, the daemon ingests it.
+
+    Off (0 processes) by default. On a busy pipeline they serve the Alertmanager and Azure
+    endpoints on their own port, using the cores one Python process cannot.
+    """
+
+    processes: int = 0
+    listen: str = ""
+    # Alerts accepted and not yet ingested, per process, past which it answers 503.
+    backlog: int = 100_000
+
+
+@dataclass(frozen=True)
 class Settings:
     """A whole, valid configuration."""
 
@@ -128,6 +142,7 @@ class Settings:
     oncall: OnCall
     paging: PagingConfig
     status_page: StatusPageConfig | None
+    intake: IntakeProcesses = field(default_factory=IntakeProcesses)
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
 
 
@@ -147,6 +162,12 @@ def locate(explicit: str | None) -> tuple[str, str]:
     if SYSTEM_CONFIG.exists():
         return str(SYSTEM_CONFIG), SYSTEM_CONFIG.read_text()
     return "<default pagerd.yml>", default_config_text()
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """HOST:PORT (or [v6]:PORT) as a pair."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def load_settings(file: str, text: str) -> Settings:
@@ -171,7 +192,8 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
     base_dir = Path(file).parent if not file.startswith("<") else Path.cwd()
     server = _mapping(doc, "server", errors)
     refuse_unknown(server, {"listen", "external_url", "admin_token", "admin_token_file",
-                            "max_body_bytes"}, errors)
+                            "max_body_bytes", "intake_processes", "intake_listen",
+                            "intake_backlog"}, errors)
     listen = str(server.get("listen", DEFAULT_LISTEN))
     external_url = str(server.get("external_url", f"http://{listen}")).rstrip("/")
     admin_token = resolve_secret(server, "admin_token", env_name("admin", "token"), errors,
@@ -180,6 +202,7 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
     if not isinstance(max_body, int) or max_body <= 0:
         errors.append(ConfigError(position(server, "max_body_bytes"), "must be a positive integer"))
         max_body = 1
+    intake = _intake_processes(server, listen, errors)
 
     integrations = _integrations(doc, errors, base_dir)
     oncall = _oncall(doc, errors)
@@ -209,8 +232,33 @@ def _build(doc: dict[str, Any], file: str, text: str, errors: list[ConfigError])
         external_url=external_url, admin_token=admin_token, max_body_bytes=max_body,
         integrations=integrations, severities=severities, components=components,
         receivers=receivers, routing=routing, oncall=oncall, paging=paging,
-        status_page=status_page, raw=doc,
+        status_page=status_page, intake=intake, raw=doc,
     )
+
+
+def _intake_processes(server: dict[str, Any], listen: str, errors: list[ConfigError]
+                      ) -> IntakeProcesses:
+    processes = server.get("intake_processes", 0)
+    if not isinstance(processes, int) or isinstance(processes, bool) or not 0 <= processes <= 64:
+        errors.append(ConfigError(position(server, "intake_processes"),
+                                  "must be an integer from 0 to 64"))
+        return IntakeProcesses()
+    backlog = server.get("intake_backlog", IntakeProcesses.backlog)
+    if not isinstance(backlog, int) or isinstance(backlog, bool) or backlog <= 0:
+        errors.append(ConfigError(position(server, "intake_backlog"),
+                                  "must be a positive integer"))
+        return IntakeProcesses()
+    host, _, port = listen.rpartition(":")
+    default = f"{host}:{int(port) + 1}" if port.isdigit() else ""
+    intake_listen = str(server.get("intake_listen", default))
+    if processes and not intake_listen.rpartition(":")[2].isdigit():
+        errors.append(ConfigError(position(server, "intake_listen"),
+                                  "must be HOST:PORT, a port of its own"))
+    elif processes and intake_listen == listen:
+        errors.append(ConfigError(position(server, "intake_listen"),
+                                  "must differ from listen: intake processes have a port of "
+                                  "their own"))
+    return IntakeProcesses(processes, intake_listen, backlog)
 
 
 def _oncall(doc: dict[str, Any], errors: list[ConfigError]) -> OnCall | None:

@@ -1,0 +1,226 @@
+"""One intake process: the intake endpoints on a port of their own, journalled, not ingested.
+
+One Python process routes and stores on one core at most. With `server.intake_processes`,
+the daemon starts this many processes that share the intake port (SO_REUSEPORT): each
+authenticates and validates a request exactly as the daemon would (daemon/intake_gate.py),
+commits the body to its own journal, answers 2xx, and pokes the daemon through a pipe. The
+daemon ingests the journals (daemon/journal_drain.py). A 2xx still means "on disk".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from pagerd.daemon.intake_gate import admit, verifiers_for
+from pagerd.daemon.intake_workers import LISTENING, POKE
+from pagerd.daemon.logging import configure as configure_logging
+from pagerd.daemon.metrics import Metrics
+from pagerd.daemon.responses import json_response, unavailable
+from pagerd.daemon.statedir import StateDir
+from pagerd.errors import ConfigErrors
+from pagerd.settings import Settings, load_settings, locate, split_listen
+from pagerd.store.base import StoreUnavailable
+from pagerd.store.journal import JournalWriter
+
+if TYPE_CHECKING:  # loaded only when an integration takes Entra ID tokens
+    from pagerd.receivers.entra import EntraVerifier
+
+log = structlog.get_logger("pagerd.intake_process")
+
+# How often the backlog is read back from the journal, and the parent checked for.
+_CHECK_EVERY = 0.2
+_SHUTDOWN_DEADLINE = 5.0
+
+
+def journal_path(state_dir: Path, index: int) -> Path:
+    """Where intake process `index` journals."""
+    return state_dir / "intake" / f"journal-{index}.db"
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """How the daemon started this process."""
+
+    config: str | None
+    state_dir: Path
+    index: int
+    notify_fd: int
+
+
+class IntakeProcess:
+    """Serves intake, journals it, tells the daemon; holds what the gate needs."""
+
+    def __init__(self, options: ProcessOptions) -> None:
+        self.options = options
+        self.metrics = Metrics()
+        self.settings: Settings
+        self.tokens: dict[str, str] = {}
+        self.verifiers: dict[str, EntraVerifier] = {}
+        self.accepting = False
+        self.journal = JournalWriter(journal_path(options.state_dir, options.index))
+        self._backlog = 0
+        self._parent = os.getppid()
+
+    def load_config(self) -> None:
+        """Read the daemon's config and the integrations' tokens; raises ConfigErrors."""
+        file, text = locate(self.options.config)
+        settings = load_settings(file, text)
+        state = StateDir(self.options.state_dir)
+        tokens = {}
+        for name, integration in settings.integrations.items():
+            token = integration.token or state.read_token(name)
+            if token:
+                tokens[name] = token
+        self.settings, self.tokens = settings, tokens
+        self.verifiers = verifiers_for(settings.integrations.values())
+
+    async def intake(self, request: web.Request) -> web.Response:
+        """POST /api/v1/{alertmanager|azure}[/{integration}], as the daemon serves it."""
+        admitted = await admit(self, request)
+        if isinstance(admitted, web.Response):
+            return admitted
+        alerts = len(admitted.alerts)
+        if self._backlog + alerts > self.settings.intake.backlog:
+            return unavailable(self, "backlog")
+        try:
+            await self.journal.append(admitted.kind, admitted.integration, alerts,
+                                      time.time(), admitted.body)
+        except StoreUnavailable as exc:
+            log.warning("intake.unavailable", integration=admitted.integration, error=str(exc))
+            return unavailable(self, "store")
+        self._backlog += alerts
+        self._poke()
+        return json_response({"status": "success", "alerts": alerts})
+
+    async def ready(self, request: web.Request) -> web.Response:
+        """GET /-/ready: accepting."""
+        if not self.accepting:
+            return web.Response(text="not ready\n", status=503, headers={"Retry-After": "1"})
+        return web.Response(text="OK\n")
+
+    def _poke(self, what: bytes = POKE) -> None:
+        # One byte says "there is more to read"; a full pipe already says so.
+        try:
+            os.write(self.options.notify_fd, what)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                log.warning("intake_process.daemon_gone")
+
+    def tell_listening(self) -> None:
+        """Tell the daemon this process takes connections now."""
+        # Blocking for this one byte: the daemon's start-up waits for it.
+        os.set_blocking(self.options.notify_fd, True)
+        self._poke(LISTENING)
+        os.set_blocking(self.options.notify_fd, False)
+
+    def reload(self) -> None:
+        """SIGHUP (from the daemon, after its own reload): new config and tokens."""
+        try:
+            self.load_config()
+        except (ConfigErrors, OSError) as exc:
+            # The daemon refused it too, and logged why; keep serving with the old one.
+            log.warning("intake_process.reload_refused", error=str(exc))
+            return
+        log.info("intake_process.reloaded", digest=self.settings.digest)
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Keep the backlog figure true; stop when the daemon is gone."""
+        while not stop.is_set():
+            try:
+                self._backlog = await asyncio.to_thread(self.journal.backlog)
+            except Exception as exc:  # the journal's trouble shows on the next append
+                log.warning("intake_process.backlog_unknown", error=str(exc))
+            if os.getppid() != self._parent:
+                log.warning("intake_process.orphaned", index=self.options.index)
+                stop.set()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), _CHECK_EVERY)
+
+
+def build_intake_app(process: IntakeProcess) -> web.Application:
+    """The intake port's application: intake, health, readiness."""
+    app = web.Application(client_max_size=process.settings.max_body_bytes + 1)
+    app.router.add_post("/api/v1/{kind:alertmanager|azure}", process.intake)
+    app.router.add_post("/api/v1/{kind:alertmanager|azure}/{integration}", process.intake)
+    app.router.add_get("/-/healthy", lambda request: _ok())
+    app.router.add_get("/-/ready", process.ready)
+    return app
+
+
+async def _ok() -> web.Response:
+    return web.Response(text="OK\n")
+
+
+async def run_intake_process(options: ProcessOptions) -> int:
+    """Serve until SIGTERM or the daemon's exit; SIGHUP reloads. Returns the exit code."""
+    os.set_blocking(options.notify_fd, False)
+    process = IntakeProcess(options)
+    try:
+        process.load_config()
+    except (ConfigErrors, OSError) as exc:
+        log.error("intake_process.startup_failed", error=str(exc))
+        return 1
+    runner = web.AppRunner(build_intake_app(process), access_log=None,
+                           shutdown_timeout=_SHUTDOWN_DEADLINE / 2)
+    await runner.setup()
+    host, port = split_listen(process.settings.intake.listen)
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024, reuse_port=True).start()
+    except OSError as exc:
+        log.error("intake_process.startup_failed", error=f"listen: {exc}")
+        await runner.cleanup()
+        return 1
+    process.accepting = True
+    process.tell_listening()
+    log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, process.reload)
+    await process.watch(stop)
+
+    # Answer 503 from here; requests already inside finish, and their entries commit.
+    process.accepting = False
+    await runner.cleanup()
+    await process.journal.close()
+    log.info("intake_process.stopped", index=options.index)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pagerd.daemon.intake_process`: started by `pagerd run`, never by hand.
+
+    Its own entry point rather than a `pagerd` command, so it imports what intake needs and
+    not the whole daemon.
+    """
+    parser = argparse.ArgumentParser(prog="pagerd-intake-process")
+    parser.add_argument("--config")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--notify-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    configure_logging()
+    options = ProcessOptions(config=args.config, state_dir=args.state_dir, index=args.index,
+                             notify_fd=args.notify_fd)
+    return asyncio.run(run_intake_process(options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""The daemon's intake processes: started with it, restarted when they die, stopped first.
+
+Each is `python -m pagerd.daemon.intake_process` with the daemon's config and state dir, and the
+write end of a pipe it pokes after each commit; the daemon's JournalDrain listens on the
+read end. A process checks for its parent, so none outlives a daemon killed with -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import structlog
+
+from pagerd.daemon.metrics import Metrics
+
+log = structlog.get_logger("pagerd.intake_processes")
+
+# A process that exits unasked is started again after this long (doubling, up to the cap),
+# so one that cannot start does not spin.
+_RESTART_FIRST = 0.5
+_RESTART_MAX = 10.0
+# A process that ran this long before exiting counts as having started well.
+_STARTED_WELL = 10.0
+# How long start-up waits for every process to listen.
+_LISTEN_TIMEOUT = 15.0
+# What a process writes on the pipe: "committed something", and "listening".
+POKE = b"\0"
+LISTENING = b"L"
+
+
+class IntakeWorkers:
+    """Runs `count` intake processes for one daemon."""
+
+    def __init__(self, count: int, config: str | None, state_dir: Path, metrics: Metrics,
+                 poke: Callable[[], None]) -> None:
+        self.count = count
+        self.config = config
+        self.state_dir = state_dir
+        self.metrics = metrics
+        self._poke = poke
+        self._processes: dict[int, asyncio.subprocess.Process] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._read_fd, self._write_fd = os.pipe()
+        self._listening = 0
+        self._all_listening = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start every process, each watched by a task that restarts it; return once all
+        of them listen, so that connections made from then on are spread over all of them.
+        """
+        os.set_blocking(self._read_fd, False)
+        asyncio.get_running_loop().add_reader(self._read_fd, self._read_pipe)
+        for index in range(self.count):
+            self._tasks.append(asyncio.create_task(self._keep(index)))
+        try:
+            await asyncio.wait_for(self._all_listening.wait(), _LISTEN_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(f"{self.count - self._listening} of {self.count} intake "
+                               "processes did not listen (their log says why)") from None
+
+    def _read_pipe(self) -> None:
+        data = b""
+        with contextlib.suppress(BlockingIOError):
+            while chunk := os.read(self._read_fd, 4096):
+                data += chunk
+        self._listening += data.count(LISTENING)
+        if self._listening >= self.count:
+            self._all_listening.set()
+        self._poke()
+
+    async def _keep(self, index: int) -> None:
+        delay = _RESTART_FIRST
+        while not self._stopping:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            process = await self._spawn(index)
+            self._processes[index] = process
+            code = await process.wait()
+            self._poke()  # whatever it committed last
+            if self._stopping:
+                return
+            self.metrics.intake_process_exits.inc()
+            log.error("intake_process.exited", index=index, pid=process.pid, code=code)
+            delay = _RESTART_FIRST if loop.time() - started > _STARTED_WELL else delay
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RESTART_MAX)
+
+    async def _spawn(self, index: int) -> asyncio.subprocess.Process:
+        args = [sys.executable, "-m", "pagerd.daemon.intake_process", "--index", str(index),
+                "--notify-fd", str(self._write_fd), "--state-dir", str(self.state_dir)]
+        if self.config:
+            args += ["--config", self.config]
+        process = await asyncio.create_subprocess_exec(*args, pass_fds=(self._write_fd,))
+        log.info("intake_process.started", index=index, pid=process.pid)
+        return process
+
+    def reload(self) -> None:
+        """Tell every process to re-read the config the daemon has just taken."""
+        self._signal(signal.SIGHUP)
+
+    def _signal(self, signum: int) -> None:
+        for process in self._processes.values():
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signum)
+
+    async def stop(self, deadline: float) -> None:
+        """Stop every process: each answers 503, finishes what is inside, commits, exits."""
+        self._stopping = True
+        self._signal(signal.SIGTERM)
+        waits = [process.wait() for process in self._processes.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), deadline)
+        except TimeoutError:
+            # What a killed process had committed is in its journal; what it had not was
+            # never answered 2xx.
+            log.warning("intake_process.killed_at_shutdown")
+            self._signal(signal.SIGKILL)
+            await asyncio.gather(*(p.wait() for p in self._processes.values()))
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        asyncio.get_running_loop().remove_reader(self._read_fd)
+        os.close(self._read_fd)
+        os.close(self._write_fd)
