@@ -43,10 +43,13 @@ receivers:
 """
 
 
-def pagerd_config(sink_url: str, group_by: str) -> str:
+def pagerd_config(sink_url: str, group_by: str, intake_processes: int = 0,
+                  intake_port: int | None = None) -> str:
     """pagerd.yml with a signed webhook receiver posting to the sink."""
+    intake = (f"\n  intake_processes: {intake_processes}"
+              f"\n  intake_listen: 127.0.0.1:{intake_port}" if intake_processes else "")
     return f"""server:
-  admin_token: {ADMIN_TOKEN}
+  admin_token: {ADMIN_TOKEN}{intake}
 integrations:
   alertmanager:
     type: alertmanager

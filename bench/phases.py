@@ -39,6 +39,7 @@ class Bench:
     connections: int = 32
     server_cpus: set[int] | None = None
     client_cpus: set[int] | None = None
+    intake_processes: int = 0
     log: list[str] = field(default_factory=list)
 
     @property
@@ -48,7 +49,8 @@ class Bench:
 
     def start(self, kind: str, group_by: str) -> Server:
         """A fresh server of `kind`."""
-        return start(kind, self.work, self.sink_url, group_by, self.pagerd, self.server_cpus)
+        return start(kind, self.work, self.sink_url, group_by, self.pagerd, self.server_cpus,
+                     self.intake_processes)
 
     def note(self, text: str) -> None:
         """Progress on stderr, so stdout is only the figures."""

@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--restarts", type=int, help="restart-to-ready trials")
     parser.add_argument("--rates", default="50,500", help="latency arrival rates per second")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--intake-processes", type=int, default=0,
+                        help="run pagerd with server.intake_processes (0: off, its default)")
     parser.add_argument("--only", default=",".join(PHASES),
                         help=f"comma-separated phases of {PHASES}; memory includes restart")
     parser.add_argument("--pagerd", help="the pagerd command (default: `pagerd` on PATH)")
@@ -142,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     server_cpus = set(cores[:-1]) if args.pin and len(cores) > 1 else None
     client_cpus = {cores[-1]} if args.pin and len(cores) > 1 else None
     bench = Bench(work, free_port(), pagerd, args.connections, server_cpus,
-                  client_cpus)
+                  client_cpus, intake_processes=args.intake_processes)
     print("\n".join(header(args, work, pagerd)), flush=True)
     sink = start_sink(bench.sink_port, client_cpus)
     try:

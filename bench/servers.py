@@ -47,6 +47,27 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (pagerd's intake processes), as they are now."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                queue += [int(child) for child in task.read_text().split()]
+            except OSError:
+                continue  # the thread ended meanwhile
+    return found
+
+
+def _vm_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS line")
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has spent not idle (all cores), from /proc/stat."""
     first = Path("/proc/stat").read_text().splitlines()[0].split()
@@ -85,6 +106,8 @@ class Server:
     token: str | None
     started: float
     ready_at: float
+    # pagerd with intake processes: the port they share, which the load goes to.
+    intake_port: int | None = None
 
     @property
     def pid(self) -> int:
@@ -94,7 +117,7 @@ class Server:
     @property
     def url(self) -> str:
         """The intake URL the load generators post to."""
-        return f"http://127.0.0.1:{self.port}{self.intake_path}"
+        return f"http://127.0.0.1:{self.intake_port or self.port}{self.intake_path}"
 
     @property
     def startup_seconds(self) -> float:
@@ -102,15 +125,23 @@ class Server:
         return self.ready_at - self.started
 
     def rss_bytes(self) -> int:
-        """VmRSS of the process, from /proc."""
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise RuntimeError("no VmRSS line")
+        """VmRSS of the process and its children (intake processes), from /proc."""
+        return sum(_vm_rss(pid) for pid in process_tree(self.pid))
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of all the process's threads so far."""
-        return process_cpu(self.pid)
+        """User plus system CPU time of the process and its children so far."""
+        return sum(process_cpu(pid) for pid in process_tree(self.pid))
+
+    def ingested_alerts(self) -> float:
+        """pagerd: alerts routed and stored (pagerd_alerts_received_total), from /metrics."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("pagerd_alerts_received_total{"))
 
     def stop(self, timeout: float = 20.0) -> float:
         """SIGTERM, wait for the exit (SIGKILL after `timeout`); returns seconds taken."""
@@ -162,7 +193,8 @@ def pagerd_command(given: str | None) -> str:
 
 
 def start_pagerd(work: Path, sink_url: str, group_by: str, command: str,
-                 state_dir: Path | None = None, cpus: set[int] | None = None) -> Server:
+                 state_dir: Path | None = None, cpus: set[int] | None = None,
+                 intake_processes: int = 0) -> Server:
     """`pagerd run` on its production durability settings, with a given or fresh state dir.
 
     Nothing about durability is configured here: pagerd's defaults (SQLite WAL,
@@ -172,18 +204,23 @@ def start_pagerd(work: Path, sink_url: str, group_by: str, command: str,
     home = work / f"pagerd-{port}"
     home.mkdir(parents=True)
     config = home / "pagerd.yml"
-    config.write_text(pagerd_config(sink_url, group_by))
+    intake_port = free_port() if intake_processes else None
+    config.write_text(pagerd_config(sink_url, group_by, intake_processes, intake_port))
     state = state_dir or home / "state"
     cmd = [command, "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
            "--state-dir", str(state)]
     proc, started = _spawn(cmd, home / "log", home, cpus)
     ready = wait_ready(proc, port)
-    return Server("pagerd", proc, port, "/api/v1/alertmanager", TOKEN, started, ready)
+    if intake_port is not None:
+        wait_ready(proc, intake_port)
+    return Server("pagerd", proc, port, "/api/v1/alertmanager", TOKEN, started, ready,
+                  intake_port)
 
 
 def start(kind: str, work: Path, sink_url: str, group_by: str, pagerd: str,
-          cpus: set[int] | None = None) -> Server:
+          cpus: set[int] | None = None, intake_processes: int = 0) -> Server:
     """A fresh server of `kind` ("alertmanager" or "pagerd")."""
     if kind == "alertmanager":
         return start_alertmanager(work, sink_url, group_by, cpus)
-    return start_pagerd(work, sink_url, group_by, pagerd, cpus=cpus)
+    return start_pagerd(work, sink_url, group_by, pagerd, cpus=cpus,
+                        intake_processes=intake_processes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import resource
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +33,31 @@ class IngestResult:
     machine_cores: float
     p50_ms: float
     p99_ms: float
+    # pagerd: from the end of the load until every accepted alert was routed and stored
+    # (with intake processes, ingest trails the 2xx; without, it is done by then).
+    ingest_tail: float | None = None
 
     @property
     def alerts_per_second(self) -> float:
         """Accepted alerts per second: 2xx responses x batch / duration."""
         return (self.requests - self.failed) * self.batch / self.seconds
+
+    @property
+    def ingested_per_second(self) -> float | None:
+        """Accepted alerts over the time until all of them were ingested."""
+        if self.ingest_tail is None:
+            return None
+        return (self.requests - self.failed) * self.batch / (self.seconds + self.ingest_tail)
+
+
+def ingest_tail(server: Server, accepted: int, timeout: float = 300.0) -> float:
+    """Seconds from now until pagerd has ingested `accepted` alerts."""
+    began = time.perf_counter()
+    while server.ingested_alerts() < accepted:
+        if time.perf_counter() - began > timeout:
+            raise TimeoutError(f"pagerd ingested < {accepted} alerts in {timeout} s")
+        time.sleep(0.02)
+    return time.perf_counter() - began
 
 
 def _children_cpu() -> float:
@@ -64,9 +85,12 @@ def run_wrk(server: Server, batch: int, seconds: float, run: str, connections: i
     figures = json.loads(line.removeprefix("BENCH "))
     elapsed = figures["duration_us"] / 1e6
     failed = figures["status"] + figures["timeout"]
+    accepted = (figures["requests"] - failed) * batch
+    tail = ingest_tail(server, accepted) if server.kind == "pagerd" else None
     return IngestResult(
         batch=batch, requests=figures["requests"], failed=failed, seconds=elapsed,
         server_cores=server_cpu / elapsed, client_cores=client_cpu / elapsed,
         machine_cores=machine_cpu / elapsed,
         p50_ms=figures["latency_p50_us"] / 1000, p99_ms=figures["latency_p99_us"] / 1000,
+        ingest_tail=tail,
     )
