@@ -192,6 +192,18 @@ def pagerd_process(
                    env=child_env(env))
 
 
+def intake_pids(state_dir: Path) -> list[int]:
+    """Running intake processes of the daemon on `state_dir` (server.intake_processes)."""
+    mark = f"--state-dir\0{state_dir}\0".encode()
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            raw = cmdline.read_bytes()
+            if b"pagerd.daemon.intake_process" in raw and mark in raw:
+                found.append(int(cmdline.parent.name))
+    return found
+
+
 def alertmanager_process(
     binary: Path, config: Path, storage: Path, port: int, log_path: Path
 ) -> Managed:

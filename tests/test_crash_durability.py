@@ -42,7 +42,7 @@ from aiohttp import web
 from pagerd.fingerprint import fingerprint
 
 from helpers import TOKEN, config_text, free_port, serve_app
-from procs import Managed, pagerd_process
+from procs import Managed, intake_pids, pagerd_process, until
 
 pytestmark = pytest.mark.slow
 
@@ -237,10 +237,14 @@ class Storm:
 
 
 async def storm(tmp_path: Path, alerts: int, kind: str, interruptions: int,
-                pause: tuple[float, float] = (0.0, 0.02)) -> Storm:
+                pause: tuple[float, float] = (0.0, 0.02), intake_processes: int = 0) -> Storm:
     """`alerts` alerts from SENDERS senders into a daemon interrupted `interruptions` times,
     notifying a sink that answers after `pause` (min, max) seconds; returns once every
-    incident was notified (or 45 s passed) and the daemon stopped."""
+    incident was notified (or 45 s passed) and the daemon stopped.
+
+    With `intake_processes`, the senders post to the intake processes' port: a 2xx then
+    means "journalled", and the daemon ingests the journals after each restart.
+    """
     seed = int(os.environ.get("PAGERD_CRASH_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
     run = Run(seed)
@@ -262,14 +266,18 @@ async def storm(tmp_path: Path, alerts: int, kind: str, interruptions: int,
         config = tmp_path / "pagerd.yml"
         # One incident per alert: the route groups by a label unique to each. A generous
         # send timeout: a timed-out send is retried under its key, a repeat with no crash.
-        config.write_text(config_text(f"{sink_base}/hook", group_by="[id]")
-                          .replace("timeout: 2s", "timeout: 30s"))
-        port = free_port()
+        text = config_text(f"{sink_base}/hook", group_by="[id]")
+        intake_port = port = free_port()
+        if intake_processes:
+            intake_port = free_port()
+            text = text.replace("server:\n", f"server:\n  intake_processes: {intake_processes}"
+                                f"\n  intake_listen: 127.0.0.1:{intake_port}\n")
+        config.write_text(text.replace("timeout: 2s", "timeout: 30s"))
         daemon = pagerd_process(config, tmp_path / "state", port, tmp_path / "pagerd.log")
         daemon.start()
         try:
             run.ready_after.append(await daemon.wait_ready(30))
-            url = f"http://127.0.0.1:{port}/api/v1/alertmanager"
+            url = f"http://127.0.0.1:{intake_port}/api/v1/alertmanager"
             async with aiohttp.ClientSession() as session:
                 stopping = asyncio.create_task(
                     interrupter(daemon, sink, run, rng, alerts, kind, interruptions))
@@ -286,10 +294,19 @@ async def storm(tmp_path: Path, alerts: int, kind: str, interruptions: int,
             assert await daemon.stop() == 0, daemon.failure(f"{run}: SIGTERM did not exit 0")
         finally:
             await daemon.stop()
+    await no_intake_processes_left(tmp_path / "state")
 
     print(f"{run}; intake {intake_done:.1f}s, all notified {notified_done:.1f}s, "
           f"total {time.monotonic() - began:.1f}s")
     return Storm(run, sink, read_store(tmp_path / "state" / "pagerd.db"), daemon.log_path)
+
+
+async def no_intake_processes_left(state_dir: Path) -> None:
+    """No intake process of this state dir outlives its daemon, killed or stopped."""
+    async def none_left() -> None:
+        assert intake_pids(state_dir) == [], "intake processes outlived their daemon"
+
+    await until(none_left, within=5)
 
 
 def check_nothing_lost(storm: Storm, alerts: int) -> None:
@@ -335,10 +352,11 @@ def check_nothing_lost(storm: Storm, alerts: int) -> None:
                for _, claimed, last_sent in store["timers"]), run
 
 
+@pytest.mark.parametrize("intake_processes", [0, 2], ids=["in-daemon", "intake-processes"])
 async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sends(
-    tmp_path: Path,
+    tmp_path: Path, intake_processes: int,
 ) -> None:
-    result = await storm(tmp_path, ALERTS, "kill", CRASHES)
+    result = await storm(tmp_path, ALERTS, "kill", CRASHES, intake_processes=intake_processes)
     run, sink = result.run, result.sink
     assert len(run.crashes) == CRASHES, run
     check_nothing_lost(result, ALERTS)
@@ -359,14 +377,16 @@ async def test_kill_9_loses_no_acknowledged_alert_and_repeats_only_in_flight_sen
     assert sum(cut_off.values()) <= len(run.crashes) * IN_FLIGHT, (run, cut_off)
 
 
+@pytest.mark.parametrize("intake_processes", [0, 2], ids=["in-daemon", "intake-processes"])
 async def test_sigterm_under_load_drains_loses_nothing_and_repeats_nothing(
-    tmp_path: Path,
+    tmp_path: Path, intake_processes: int,
 ) -> None:
     """A graceful restart is no crash: intake refuses with 503 (retried), sends in flight
     finish and are recorded, so no notification goes out twice."""
     alerts = 800
     # A slow receiver: SIGTERM comes while sends are in flight, waiting for its answers.
-    result = await storm(tmp_path, alerts, "term", 4, pause=(0.1, 0.3))
+    result = await storm(tmp_path, alerts, "term", 4, pause=(0.1, 0.3),
+                         intake_processes=intake_processes)
     check_nothing_lost(result, alerts)
     repeated = {key: n for key, n in result.sink.keys.items() if n > 1}
     assert not repeated, f"{result.run}: repeated after SIGTERM: {list(repeated.items())[:10]}"

@@ -1,0 +1,286 @@
+"""Intake processes and their journals: a 2xx from one means journalled, and the daemon
+ingests every journalled request once, in order of receipt, whatever happens in between.
+
+The journal and drain tests run a daemon in this event loop and write journals as an
+intake process would; the HTTP tests run `pagerd run` with real intake processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from pagerd.daemon.core import Daemon
+from pagerd.errors import ConfigErrors
+from pagerd.settings import default_config_text, load_settings
+from pagerd.store.journal import JournalReader, JournalWriter
+
+from helpers import ADMIN, TOKEN, am_alert, am_payload, config_text, free_port, running_daemon
+from procs import intake_pids, pagerd_process, running, until
+
+
+def journal(daemon: Daemon, index: int) -> JournalWriter:
+    """Intake process `index`'s journal in the daemon's state dir, as that process opens it."""
+    return JournalWriter(daemon.state.path / "intake" / f"journal-{index}.db")
+
+
+async def append(writer: JournalWriter, body: object, received_at: float | None = None,
+                 alerts: int = 1) -> None:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    await writer.append("alertmanager", "alertmanager", alerts,
+                        time.time() if received_at is None else received_at, raw)
+
+
+def alerts_in(daemon: Daemon) -> dict[str, str]:
+    """The store's alerts: instance label -> status."""
+    conn = sqlite3.connect(daemon.state.database)
+    try:
+        return {orjson.loads(labels)["instance"]: status for labels, status in conn.execute(
+            "SELECT labels, status FROM alerts")}
+    finally:
+        conn.close()
+
+
+def alert_entries(daemon: Daemon) -> int:
+    """Timeline entries that ingesting alerts writes (not the notifier's)."""
+    conn = sqlite3.connect(daemon.state.database)
+    try:
+        return int(conn.execute(
+            "SELECT count(*) FROM timeline WHERE kind LIKE 'alert%'").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_journal_ids_never_repeat_and_a_new_file_is_a_new_journal(tmp_path: Path) -> None:
+    path = tmp_path / "journal-0.db"
+    writer = JournalWriter(path)
+    for _ in range(2):
+        await writer.append("alertmanager", "am", 1, time.time(), b"{}")
+    reader = JournalReader(path)
+    assert [e.id for e in reader.read_after(0, 100)] == [1, 2]
+    reader.forget_through(2)
+    await writer.append("alertmanager", "am", 1, time.time(), b"{}")
+    # The cursor says "2 done": a new entry must not take id 1 or 2 again.
+    assert [e.id for e in reader.read_after(0, 100)] == [3]
+    first = reader.source
+    reader.close()
+    await writer.close()
+
+    path.unlink()
+    again = JournalReader(path)
+    assert again.source != first and again.source.startswith("journal-0/")
+    again.close()
+
+
+async def test_read_after_holds_about_max_alerts_but_at_least_one_entry(tmp_path: Path) -> None:
+    writer = JournalWriter(tmp_path / "journal-0.db")
+    for alerts in (3, 3, 3):
+        await writer.append("alertmanager", "am", alerts, time.time(), b"{}")
+    reader = JournalReader(tmp_path / "journal-0.db")
+    assert [e.id for e in reader.read_after(0, 7)] == [1, 2]
+    assert [e.id for e in reader.read_after(0, 1)] == [1]
+    assert await asyncio.to_thread(writer.backlog) == 9
+    reader.forget_through(2)
+    assert await asyncio.to_thread(writer.backlog) == 3
+    reader.close()
+    await writer.close()
+
+
+async def test_drain_ingests_across_journals_in_order_of_receipt(tmp_path: Path) -> None:
+    """Firing was answered before resolved was sent, but landed in the later journal."""
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        first, second = journal(daemon, 0), journal(daemon, 1)
+        now = time.time()
+        await append(second, am_payload(am_alert(alertname="Disk", instance="a")), now - 2)
+        await append(first, am_payload(am_alert("resolved", alertname="Disk", instance="a"),
+                                       status="resolved"), now - 1)
+        await append(first, am_payload(am_alert(alertname="Disk", instance="b")), now - 1)
+
+        assert await daemon.journal_drain.drain_once() == 3
+        assert alerts_in(daemon) == {"a": "resolved", "b": "firing"}
+        assert await daemon.journal_drain.drain_once() == 0
+        received = daemon.metrics.journal_ingested._value.get()
+        assert received == 3
+        await first.close()
+        await second.close()
+
+
+async def test_entry_received_after_the_pass_began_waits_for_the_next(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="a")), time.time())
+        # Stamped as if by a process whose request arrived while this pass reads.
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="b")),
+                     time.time() + 0.5)
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="c")), time.time())
+
+        assert await daemon.journal_drain.drain_once() == 1
+        assert alerts_in(daemon) == {"a": "firing"}
+        await asyncio.sleep(0.6)
+        assert await daemon.journal_drain.drain_once() == 2
+        assert alerts_in(daemon) == {"a": "firing", "b": "firing", "c": "firing"}
+        await writer.close()
+
+
+async def test_entries_the_cursor_covers_are_never_ingested_again(tmp_path: Path) -> None:
+    """A crash after the ingest committed and before the journal forgot: no second ingest."""
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        body = am_payload(am_alert(alertname="Disk", instance="a"))
+        await append(writer, body, time.time() - 1)
+        assert await daemon.journal_drain.drain_once() == 1
+        entries = alert_entries(daemon)
+        assert entries >= 1
+
+        # Put the forgotten entry back, as if the DELETE had never committed.
+        conn = sqlite3.connect(writer.path)
+        conn.execute("INSERT INTO entries (id, kind, integration, alerts, received_at, body)"
+                     " VALUES (1, 'alertmanager', 'alertmanager', 1, ?, ?)",
+                     (time.time() - 1, orjson.dumps(body)))
+        conn.commit()
+        conn.close()
+        assert await daemon.journal_drain.drain_once() == 0
+        assert alert_entries(daemon) == entries
+        await writer.close()
+
+
+async def test_daemon_start_ingests_journals_left_by_an_earlier_run(tmp_path: Path) -> None:
+    text = config_text("http://127.0.0.1:9/hook")
+    writer = JournalWriter(tmp_path / "state" / "intake" / "journal-3.db")
+    await append(writer, am_payload(am_alert(alertname="Disk", instance="left")), time.time())
+    await writer.close()
+
+    async with running_daemon(tmp_path, text) as (daemon, _, _):
+        async def ingested() -> None:
+            assert alerts_in(daemon) == {"left": "firing"}
+
+        await until(ingested, within=5)
+
+
+async def test_an_entry_that_no_longer_parses_is_counted_and_skipped(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        await append(writer, b"{not json", time.time() - 1)
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="a")),
+                     time.time() - 1)
+        assert await daemon.journal_drain.drain_once() == 2
+        assert alerts_in(daemon) == {"a": "firing"}
+        refused = daemon.metrics.invalid_payloads.labels("alertmanager", "journal")
+        assert refused._value.get() == 1
+        await writer.close()
+
+
+@pytest.mark.parametrize(("server", "reason"), [
+    ("intake_processes: -1", "intake_processes: must be an integer from 0 to 64"),
+    ("intake_processes: two", "intake_processes: must be an integer from 0 to 64"),
+    ("intake_backlog: 0", "intake_backlog: must be a positive integer"),
+    ("intake_processes: 2\n  intake_listen: 127.0.0.1:9797",
+     "intake_listen: must differ from listen"),
+    ("intake_processes: 2\n  intake_listen: nowhere", "intake_listen: must be HOST:PORT"),
+])
+def test_bad_intake_settings_are_refused_with_their_line(server: str, reason: str) -> None:
+    text = default_config_text().replace("server:\n", f"server:\n  {server}\n", 1)
+    with pytest.raises(ConfigErrors) as refused:
+        load_settings("pagerd.yml", text)
+    messages = [f"{e.position.line}: {e.reason}" for e in refused.value.errors]
+    key = reason.split(":")[0]
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if row.strip().startswith(key))
+    assert f"{line}: {reason.split(': ', 1)[1]}" in " ".join(messages), messages
+
+
+def test_intake_listen_defaults_to_the_next_port() -> None:
+    text = default_config_text().replace("server:\n", "server:\n  intake_processes: 2\n", 1)
+    intake = load_settings("pagerd.yml", text).intake
+    assert (intake.processes, intake.listen) == (2, "127.0.0.1:9798")
+
+
+@pytest.mark.slow
+async def test_intake_processes_over_http(tmp_path: Path) -> None:
+    """Real intake processes: refusals as the daemon's, a 2xx becomes an incident, a killed
+    process comes back, a reload reaches them, and none outlives the daemon."""
+    port, intake_port = free_port(), free_port()
+    config = tmp_path / "pagerd.yml"
+    text = config_text("http://127.0.0.1:9/hook").replace(
+        "server:\n", f"server:\n  intake_processes: 2\n  intake_listen: 127.0.0.1:{intake_port}\n")
+    config.write_text(text)
+    state = tmp_path / "state"
+    daemon = pagerd_process(config, state, port, tmp_path / "pagerd.log")
+    url = f"http://127.0.0.1:{intake_port}/api/v1/alertmanager"
+    api = f"http://127.0.0.1:{port}"
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    async with running(daemon), aiohttp.ClientSession() as session:
+        assert len(intake_pids(state)) == 2
+
+        async def post(body: object, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+            async with session.post(url, json=body, headers=headers) as response:
+                return response.status, await response.json()
+
+        assert await post(am_payload(am_alert(alertname="Disk", instance="a")), good) == (
+            200, {"status": "success", "alerts": 1})
+        status, error = await post({"version": "4", "alerts": "no"}, good)
+        assert status == 400 and error["field"] == "alerts"
+        status, error = await post(am_payload(), {"Authorization": "Bearer wrong"})
+        assert status == 401 and error["field"] == "Authorization"
+        async with session.post(url, data=b"{}", headers=good) as response:
+            assert response.status == 415
+
+        async def incident_open() -> None:
+            async with session.get(f"{api}/api/v1/incidents",
+                                   headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+                incidents = await response.json()
+            assert [i["group_labels"] for i in incidents] == [{"alertname": "Disk"}], incidents
+
+        await until(incident_open, within=5)
+
+        # A crashed intake process is started again; intake goes on.
+        victim = intake_pids(state)[0]
+        os.kill(victim, signal.SIGKILL)
+
+        async def replaced() -> None:
+            pids = intake_pids(state)
+            assert len(pids) == 2 and victim not in pids, pids
+
+        await until(replaced, within=10)
+        async with session.get(f"{api}/metrics") as response:
+            assert "pagerd_intake_process_exits_total 1.0" in await response.text()
+        await asyncio.sleep(0.5)  # the new process listens
+        for n in range(10):  # new connections, spread over both processes
+            async with aiohttp.ClientSession() as fresh, fresh.post(
+                    url, json=am_payload(am_alert(alertname="Disk", instance=f"n{n}")),
+                    headers=good) as response:
+                assert response.status == 200, await response.text()
+
+        # A reload reaches the intake processes: the old token stops working.
+        config.write_text(text.replace(TOKEN, "a-new-token"))
+        os.kill(daemon.pid, signal.SIGHUP)
+
+        async def new_token_taken() -> None:
+            for _ in range(4):
+                async with aiohttp.ClientSession() as fresh, fresh.post(
+                        url, json=am_payload(), headers=good) as response:
+                    assert response.status == 401
+
+        await until(new_token_taken, within=10)
+
+    assert daemon.stopped_with == 0, daemon.failure("SIGTERM did not exit 0")
+
+    async def none_left() -> None:
+        assert intake_pids(state) == []
+
+    await until(none_left, within=5)
+    conn = sqlite3.connect(state / "pagerd.db")
+    stored = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    conn.close()
+    assert stored == 11
