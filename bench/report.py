@@ -82,10 +82,6 @@ def latency_detail(results: dict[str, LatencyResult]) -> list[str]:
             f" {r.ok} accepted, {r.failed} failed, {r.lost} not notified;"
             f" cores: server {r.server_cores:.2f}, client {r.client_cores:.2f},"
             f" rest of machine {_others(r.machine_cores, r.server_cores, r.client_cores):.2f}")
-        if r.ingest_tail is not None and r.ingested_per_second is not None:
-            lines.append(
-                f"  {'':<12} {r.ingested_per_second:>9,.0f} alerts/s ingested: every accepted"
-                f" alert routed and stored {r.ingest_tail:.2f} s after the load ended")
     return lines
 
 

@@ -88,6 +88,8 @@ class Daemon:
         self.journal_drain: JournalDrain | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
+        # The config file's name and the text this daemon accepted: what intake processes run.
+        self.config_source = ("", "")
 
     async def start(self) -> None:
         """Run the labelled start-up steps in order; fail fast naming the step."""
@@ -114,6 +116,7 @@ class Daemon:
     async def _load_config(self) -> None:
         file, text = locate(self.options.config)
         self.settings = load_settings(file, text)
+        self.config_source = (file, text)
         self.settings_loaded_at = time.time()
         self.user_tokens = _user_tokens(self.settings)
         self.metrics.set_config(self.settings.digest, time.time())
@@ -160,7 +163,7 @@ class Daemon:
         processes = self.settings.intake.processes
         if processes:
             self.intake_workers = IntakeWorkers(
-                processes, self.options.config, self.state.path, self.metrics,
+                processes, lambda: self.config_source, self.state.path, self.metrics,
                 poke=self.journal_drain.poke)
             await self.intake_workers.start()
 
@@ -396,9 +399,9 @@ class Daemon:
                     log.error("config.refused", position=str(error.position),
                               reason=error.reason)
                 raise
-            for name, integration in settings.integrations.items():
-                if name not in self.tokens:
-                    self.tokens[name] = self.state.token(name, integration.token)
+            # A token changed in the config takes effect now, on every intake port.
+            tokens = {name: self.state.token(name, integration.token)
+                      for name, integration in settings.integrations.items()}
             firing = await self.store.firing_alerts()
             router = Router(settings, firing)
             old_verifiers, self.verifiers = self.verifiers, verifiers_for(
@@ -406,6 +409,8 @@ class Daemon:
             intake_before = self.settings.intake
             # The swaps happen with no await between them: a request sees old or new.
             self.settings = settings
+            self.tokens = tokens
+            self.config_source = (file, text)
             self.settings_loaded_at = time.time()
             self.user_tokens = _user_tokens(settings)
             self.intake.router = router
@@ -428,7 +433,7 @@ class Daemon:
         """
         self.accepting = False
         self.ready = False
-        await self._stop_intake_processes(deadline * 0.3)
+        await self._stop_intake_processes(deadline * 0.5)
         for task in self._watch_tasks:
             task.cancel()
         await asyncio.gather(*self._watch_tasks, return_exceptions=True)
@@ -447,12 +452,12 @@ class Daemon:
         # They answer 503 and commit what is inside; then what they journalled is ingested
         # while there is time (the rest waits in the journals for the next start).
         if self.intake_workers is not None:
-            await self.intake_workers.stop(deadline / 2)
+            await self.intake_workers.stop(deadline * 0.6)
         if self.journal_drain is not None and self._drain_task is not None:
-            self._drain_task.cancel()
+            self.journal_drain.stop()
             await asyncio.gather(self._drain_task, return_exceptions=True)
             try:
-                await self.journal_drain.drain_all(deadline / 2)
+                await self.journal_drain.drain_all(deadline * 0.4)
             except Exception as exc:
                 log.warning("journal.drain_failed", error=str(exc))
             self.journal_drain.close()

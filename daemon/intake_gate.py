@@ -6,7 +6,7 @@ Shared by the daemon's own intake handler (which ingests at once) and by intake 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,9 +49,10 @@ class Admitted:
     body: bytes
 
 
-async def admit(keeper: Gatekeeper, request: web.Request) -> Admitted | web.Response:
+async def admit(keeper: Gatekeeper, request: web.Request,
+                busy: Callable[[], bool] | None = None) -> Admitted | web.Response:
     """The request's alerts, or the response refusing it (401, 404, 4xx naming the field,
-    503 while shutting down)."""
+    503 while shutting down, or when `busy()` once the request is authenticated)."""
     kind = request.match_info["kind"]
     name = request.match_info.get("integration", kind)
     if not keeper.accepting:
@@ -62,6 +63,8 @@ async def admit(keeper: Gatekeeper, request: web.Request) -> Admitted | web.Resp
                               "field": "integration"}, 404)
     if not await _authenticated(keeper, request, integration):
         return unauthorized(keeper, name)
+    if busy is not None and busy():
+        return unavailable(keeper, "backlog")
     try:
         raw = await read_body(request, keeper.settings.max_body_bytes)
         alerts, partial = parse_payload(keeper.metrics, kind, decode_json(raw), name)

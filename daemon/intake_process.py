@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import json
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.responses import json_response, unavailable
 from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
-from pagerd.settings import Settings, load_settings, locate, split_listen
+from pagerd.settings import Settings, load_settings, split_listen
 from pagerd.store.base import StoreUnavailable
 from pagerd.store.journal import JournalWriter
 
@@ -42,7 +43,8 @@ log = structlog.get_logger("pagerd.intake_process")
 
 # How often the backlog is read back from the journal, and the parent checked for.
 _CHECK_EVERY = 0.2
-_SHUTDOWN_DEADLINE = 5.0
+# Requests inside get this long at shutdown; the daemon kills a process after 1.5 s.
+_SHUTDOWN_DEADLINE = 2.0
 
 
 def journal_path(state_dir: Path, index: int) -> Path:
@@ -54,7 +56,7 @@ def journal_path(state_dir: Path, index: int) -> Path:
 class ProcessOptions:
     """How the daemon started this process."""
 
-    config: str | None
+    config_copy: Path
     state_dir: Path
     index: int
     notify_fd: int
@@ -75,9 +77,11 @@ class IntakeProcess:
         self._parent = os.getppid()
 
     def load_config(self) -> None:
-        """Read the daemon's config and the integrations' tokens; raises ConfigErrors."""
-        file, text = locate(self.options.config)
-        settings = load_settings(file, text)
+        """Take the config the daemon accepted, and the integrations' tokens; raises
+        ConfigErrors or OSError."""
+        source = json.loads(self.options.config_copy.read_text())
+        # Under the file's own name: relative `_file` secrets resolve as the daemon's did.
+        settings = load_settings(source["file"], source["text"])
         state = StateDir(self.options.state_dir)
         tokens = {}
         for name, integration in settings.integrations.items():
@@ -89,11 +93,14 @@ class IntakeProcess:
 
     async def intake(self, request: web.Request) -> web.Response:
         """POST /api/v1/{alertmanager|azure}[/{integration}], as the daemon serves it."""
-        admitted = await admit(self, request)
+        limit = self.settings.intake.backlog
+        # Refused once authenticated, before the body is read: the daemon, behind already,
+        # needs the CPU more than a 400 would.
+        admitted = await admit(self, request, busy=lambda: self._backlog >= limit)
         if isinstance(admitted, web.Response):
             return admitted
         alerts = len(admitted.alerts)
-        if self._backlog + alerts > self.settings.intake.backlog:
+        if self._backlog and self._backlog + alerts > limit:
             return unavailable(self, "backlog")
         try:
             await self.journal.append(admitted.kind, admitted.integration, alerts,
@@ -122,18 +129,21 @@ class IntakeProcess:
                 log.warning("intake_process.daemon_gone")
 
     def tell_listening(self) -> None:
-        """Tell the daemon this process takes connections now."""
-        # Blocking for this one byte: the daemon's start-up waits for it.
-        os.set_blocking(self.options.notify_fd, True)
-        self._poke(LISTENING)
-        os.set_blocking(self.options.notify_fd, False)
+        """Tell the daemon this process takes connections now (its start-up waits for it)."""
+        message = LISTENING + bytes([self.options.index])
+        for _ in range(500):  # a full pipe empties as soon as the daemon reads it
+            try:
+                os.write(self.options.notify_fd, message)
+                return
+            except BlockingIOError:
+                time.sleep(0.01)
 
     def reload(self) -> None:
         """SIGHUP (from the daemon, after its own reload): new config and tokens."""
         try:
             self.load_config()
-        except (ConfigErrors, OSError) as exc:
-            # The daemon refused it too, and logged why; keep serving with the old one.
+        except (ConfigErrors, OSError, ValueError) as exc:
+            # The daemon accepted it, so this is the copy's trouble: keep the old one.
             log.warning("intake_process.reload_refused", error=str(exc))
             return
         log.info("intake_process.reloaded", digest=self.settings.digest)
@@ -210,15 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     Its own entry point rather than a `pagerd` command, so it imports what intake needs and
     not the whole daemon.
     """
+    # A reload sent while this process starts must not kill it (SIGHUP's default).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="pagerd-intake-process")
-    parser.add_argument("--config")
+    parser.add_argument("--config-copy", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--notify-fd", type=int, required=True)
     args = parser.parse_args(argv)
     configure_logging()
-    options = ProcessOptions(config=args.config, state_dir=args.state_dir, index=args.index,
-                             notify_fd=args.notify_fd)
+    options = ProcessOptions(config_copy=args.config_copy, state_dir=args.state_dir,
+                             index=args.index, notify_fd=args.notify_fd)
     return asyncio.run(run_intake_process(options))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -37,10 +38,13 @@ LISTENING = b"L"
 class IntakeWorkers:
     """Runs `count` intake processes for one daemon."""
 
-    def __init__(self, count: int, config: str | None, state_dir: Path, metrics: Metrics,
-                 poke: Callable[[], None]) -> None:
+    def __init__(self, count: int, source: Callable[[], tuple[str, str]], state_dir: Path,
+                 metrics: Metrics, poke: Callable[[], None]) -> None:
         self.count = count
-        self.config = config
+        # The config the daemon accepted (file name, text): the processes run that, not
+        # whatever the file holds now, which may be refused or not yet reloaded.
+        self._source = source
+        self.config_copy = state_dir / "intake" / "config.json"
         self.state_dir = state_dir
         self.metrics = metrics
         self._poke = poke
@@ -48,7 +52,8 @@ class IntakeWorkers:
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self._read_fd, self._write_fd = os.pipe()
-        self._listening = 0
+        self._listening: set[int] = set()
+        self._unread = b""
         self._all_listening = asyncio.Event()
 
     async def start(self) -> None:
@@ -56,22 +61,36 @@ class IntakeWorkers:
         of them listen, so that connections made from then on are spread over all of them.
         """
         os.set_blocking(self._read_fd, False)
+        self._write_config()
         asyncio.get_running_loop().add_reader(self._read_fd, self._read_pipe)
         for index in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep(index)))
         try:
             await asyncio.wait_for(self._all_listening.wait(), _LISTEN_TIMEOUT)
         except TimeoutError:
-            raise RuntimeError(f"{self.count - self._listening} of {self.count} intake "
+            raise RuntimeError(f"{self.count - len(self._listening)} of {self.count} intake "
                                "processes did not listen (their log says why)") from None
 
+    def _write_config(self) -> None:
+        file, text = self._source()
+        self.config_copy.parent.mkdir(parents=True, exist_ok=True)
+        fresh = self.config_copy.with_suffix(".new")
+        fresh.write_text(json.dumps({"file": file, "text": text}))
+        fresh.chmod(0o600)
+        fresh.replace(self.config_copy)
+
     def _read_pipe(self) -> None:
-        data = b""
+        data = self._unread
         with contextlib.suppress(BlockingIOError):
             while chunk := os.read(self._read_fd, 4096):
                 data += chunk
-        self._listening += data.count(LISTENING)
-        if self._listening >= self.count:
+        # LISTENING is followed by the process's index; a read may end between the two.
+        at = data.find(LISTENING)
+        while at != -1 and at + 1 < len(data):
+            self._listening.add(data[at + 1])
+            at = data.find(LISTENING, at + 2)
+        self._unread = data[at:] if at != -1 else b""
+        if len(self._listening) >= self.count:
             self._all_listening.set()
         self._poke()
 
@@ -80,8 +99,16 @@ class IntakeWorkers:
         while not self._stopping:
             loop = asyncio.get_running_loop()
             started = loop.time()
-            process = await self._spawn(index)
+            try:
+                process = await self._spawn(index)
+            except OSError as exc:
+                log.error("intake_process.start_failed", index=index, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RESTART_MAX)
+                continue
             self._processes[index] = process
+            if self._stopping:  # stop() came while it started, and did not see it
+                process.send_signal(signal.SIGTERM)
             code = await process.wait()
             self._poke()  # whatever it committed last
             if self._stopping:
@@ -94,15 +121,15 @@ class IntakeWorkers:
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         args = [sys.executable, "-m", "pagerd.daemon.intake_process", "--index", str(index),
-                "--notify-fd", str(self._write_fd), "--state-dir", str(self.state_dir)]
-        if self.config:
-            args += ["--config", self.config]
+                "--notify-fd", str(self._write_fd), "--state-dir", str(self.state_dir),
+                "--config-copy", str(self.config_copy)]
         process = await asyncio.create_subprocess_exec(*args, pass_fds=(self._write_fd,))
         log.info("intake_process.started", index=index, pid=process.pid)
         return process
 
     def reload(self) -> None:
-        """Tell every process to re-read the config the daemon has just taken."""
+        """Tell every process to take the config the daemon has just taken."""
+        self._write_config()
         self._signal(signal.SIGHUP)
 
     def _signal(self, signum: int) -> None:

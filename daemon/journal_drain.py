@@ -7,15 +7,19 @@ cursor already covers: they are forgotten, not ingested again, at the next pass.
 
 Order across journals: a sender that waits for one request's 2xx before sending the next
 (Alertmanager does, per group) may have them land in two processes' journals. A pass takes
-only entries received before it began, and ingests them by time of receipt: an entry
+only entries received before it began, and not after the last entry it read of a journal it
+could not read to the end (the entries it left there were committed after that one was
+received); it ingests each journal in its own order, merged by time of receipt. An entry
 committed before another was received is then always read in the same pass or an earlier
-one, and ingested first, so "firing, then resolved" never ends up firing.
+one, and ingested first, so "firing, then resolved" never ends up firing. (Receipt times are
+wall-clock: a clock stepped back between two such requests can still swap them.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +31,7 @@ from pagerd.daemon.intake_gate import parse_payload
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.responses import decode_json
 from pagerd.receivers.errors import PayloadError
-from pagerd.store.base import IngestBatch, Store
+from pagerd.store.base import IngestBatch, IngestResult, Store, StoreUnavailable
 from pagerd.store.journal import JournalEntry, JournalReader, journal_files
 
 log = structlog.get_logger("pagerd.journal")
@@ -55,55 +59,96 @@ class JournalDrain:
         self._readers: dict[str, JournalReader] = {}  # by source, the cursor's key
         self._cursors: dict[str, int] = {}
         self._poked = asyncio.Event()
+        self._stopping = False
+        self._one_pass = asyncio.Lock()
 
     def poke(self) -> None:
         """An intake process committed something."""
         self._poked.set()
 
     async def run(self) -> None:
-        """Drain whenever poked (or every IDLE_POLL), until cancelled."""
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
+        """Drain whenever poked (or every IDLE_POLL), until `stop`."""
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), IDLE_POLL)
             self._poked.clear()
             try:
-                while await self.drain_once():
+                while not self._stopping and await self.drain_once():
                     pass
             except Exception as exc:
                 # The store's trouble (it is closing, or the disk): the entries stay in the
                 # journals, and the next pass takes them.
                 log.warning("journal.drain_failed", error=str(exc))
 
+    def stop(self) -> None:
+        """End `run` after the pass under way: a pass is never cut between its commit and
+        the cursors it moved (cutting it there would ingest its entries again)."""
+        self._stopping = True
+        self._poked.set()
+
     async def drain_once(self) -> int:
         """One pass; returns how many entries it ingested."""
-        began = time.time()
-        read: list[tuple[str, JournalEntry]] = []
+        async with self._one_pass:  # passes share the cursors: one at a time
+            return await self._pass()
+
+    async def _pass(self) -> int:
+        began = horizon = time.time()
+        runs: list[list[tuple[str, JournalEntry]]] = []
         for reader in await self._journals():
             cursor = self._cursors[reader.source]
-            entries = await asyncio.to_thread(reader.read_after, cursor, PASS_ALERTS)
-            for entry in entries:
-                if began <= entry.received_at < began + _CLOCK_STEP:
-                    break  # this and the later ones wait for the next pass
-                read.append((reader.source, entry))
+            entries, more = await asyncio.to_thread(reader.read_after, cursor, PASS_ALERTS)
+            if more and entries:
+                # What this journal holds beyond was committed after its last entry read was
+                # received: nothing received later may go before it.
+                horizon = min(horizon, entries[-1].received_at)
+            runs.append([(reader.source, entry) for entry in entries])
+        read = list(heapq.merge(*(_ready(run, horizon, began) for run in runs),
+                                key=lambda pair: pair[1].received_at))
         if not read:
             return 0
 
-        read.sort(key=lambda pair: pair[1].received_at)
         cursors = dict(self._cursors)
         for source, entry in read:
             cursors[source] = max(cursors[source], entry.id)
-        batches = [batch for _, entry in read if (batch := self._batch(entry)) is not None]
-        results = await self.store.ingest_journaled(batches, cursors, time.time())
+        pairs = [(entry, batch) for _, entry in read
+                 if (batch := self._batch(entry)) is not None]
+        results = await self._ingest([batch for _, batch in pairs], cursors, pairs)
+        self._cursors = cursors
 
         intake = self._intake()
-        for batch, result in zip(batches, results, strict=True):
+        for (_, batch), result in zip(pairs, results, strict=True):
             intake.record(result, batch.integration)
         if any(r.opened or r.resolved or r.outcomes.keys() - {"duplicate"} for r in results):
             self._changed()
-        self._cursors = cursors
-        await self._forget({source for source, _ in read})
+        await self._forget()
         self.metrics.journal_ingested.inc(len(read))
         return len(read)
+
+    async def _ingest(self, batches: list[IngestBatch], cursors: dict[str, int],
+                      pairs: list[tuple[JournalEntry, IngestBatch]]) -> list[IngestResult]:
+        try:
+            return await self.store.ingest_journaled(batches, cursors, time.time())
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if len(batches) < 2:
+                raise
+            log.warning("journal.pass_failed", error=str(exc), entries=len(batches))
+        # One entry failed the pass: apply them one by one, so only that one is set aside.
+        results = []
+        for entry, batch in pairs:
+            try:
+                results += await self.store.ingest_journaled([batch], {}, time.time())
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                self.metrics.invalid_payloads.labels(entry.integration, "journal").inc()
+                log.error("journal.entry_failed", integration=entry.integration,
+                          entry=entry.id, error=str(exc))
+                results.append(IngestResult())
+        # The cursors move once every entry is in (or set aside).
+        await self.store.ingest_journaled([], cursors, time.time())
+        return results
 
     def _batch(self, entry: JournalEntry) -> IngestBatch | None:
         intake = self._intake()
@@ -121,24 +166,36 @@ class JournalDrain:
 
     async def _journals(self) -> list[JournalReader]:
         for path in journal_files(self.directory):
-            if path not in self._paths:
-                self._paths.add(path)
-                reader = JournalReader(path)
-                self._readers[reader.source] = reader
-                self._cursors[reader.source] = await self.store.journal_cursor(reader.source)
+            if path in self._paths:
+                continue
+            try:
+                reader = await asyncio.to_thread(JournalReader, path)
+            except Exception as exc:  # locked, say: tried again next pass
+                log.warning("journal.open_failed", journal=str(path), error=str(exc))
+                continue
+            try:
+                cursor = await self.store.journal_cursor(reader.source)
+            except Exception:
+                reader.close()
+                raise
+            self._paths.add(path)
+            self._readers[reader.source] = reader
+            self._cursors[reader.source] = cursor
         return list(self._readers.values())
 
-    async def _forget(self, sources: set[str]) -> None:
-        for source in sources:
+    async def _forget(self) -> None:
+        # Every journal, every pass: what a crash left behind the cursor goes too, and an
+        # intake process counts only what is left as its backlog.
+        for source, reader in self._readers.items():
             try:
-                await asyncio.to_thread(self._readers[source].forget_through,
-                                        self._cursors[source])
+                await asyncio.to_thread(reader.forget_through, self._cursors[source])
             except Exception as exc:
                 # Forgetting is tidying: the cursor already keeps these from a second ingest.
                 log.warning("journal.forget_failed", journal=source, error=str(exc))
 
     async def drain_all(self, deadline: float) -> None:
-        """At shutdown: ingest what the journals hold, for up to `deadline` seconds."""
+        """At shutdown, once `run` has ended: ingest what the journals hold, for up to
+        `deadline` seconds (what is left waits for the next start)."""
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if not await self.drain_once():
@@ -150,3 +207,16 @@ class JournalDrain:
             reader.close()
         self._readers.clear()
         self._paths.clear()
+
+
+def _ready(run: list[tuple[str, JournalEntry]], horizon: float, began: float
+           ) -> list[tuple[str, JournalEntry]]:
+    """The entries of one journal's run that this pass may take: those received up to the
+    horizon, in the journal's order, up to the first that is not."""
+    ready = []
+    for pair in run:
+        received = pair[1].received_at
+        if horizon < received < began + _CLOCK_STEP:
+            break
+        ready.append(pair)
+    return ready

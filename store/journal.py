@@ -103,19 +103,22 @@ class JournalReader:
         # The cursor's key: the file's name for people, its identity for the cursor.
         self.source = f"{path.stem}/{identity}"
 
-    def read_after(self, last_id: int, max_alerts: int) -> list[JournalEntry]:
-        """Entries after `last_id`, in order, holding about `max_alerts` alerts at most."""
+    def read_after(self, last_id: int, max_alerts: int) -> tuple[list[JournalEntry], bool]:
+        """Entries after `last_id`, in order, holding about `max_alerts` alerts at most, and
+        whether more follow them."""
+        # Stepped through, not fetched whole: bodies are large, and the count varies.
         rows = self._conn.execute(
             "SELECT id, kind, integration, alerts, received_at, body FROM entries"
-            " WHERE id > ? ORDER BY id LIMIT ?", (last_id, max(1, max_alerts))).fetchall()
+            " WHERE id > ? ORDER BY id", (last_id,))
         entries: list[JournalEntry] = []
         total = 0
         for row in rows:
             if entries and total + row[3] > max_alerts:
-                break
+                rows.close()
+                return entries, True
             entries.append(JournalEntry(*row))
             total += row[3]
-        return entries
+        return entries, False
 
     def forget_through(self, last_id: int) -> None:
         """Drop the entries up to `last_id`: the main store holds them now."""

@@ -13,14 +13,18 @@ import signal
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
 
+from pagerd.daemon import journal_drain
 from pagerd.daemon.core import Daemon
 from pagerd.errors import ConfigErrors
 from pagerd.settings import default_config_text, load_settings
+from pagerd.store import sqlite_ingest
+from pagerd.store.base import StoreUnavailable
 from pagerd.store.journal import JournalReader, JournalWriter
 
 from helpers import ADMIN, TOKEN, am_alert, am_payload, config_text, free_port, running_daemon
@@ -65,11 +69,11 @@ async def test_journal_ids_never_repeat_and_a_new_file_is_a_new_journal(tmp_path
     for _ in range(2):
         await writer.append("alertmanager", "am", 1, time.time(), b"{}")
     reader = JournalReader(path)
-    assert [e.id for e in reader.read_after(0, 100)] == [1, 2]
+    assert [e.id for e in reader.read_after(0, 100)[0]] == [1, 2]
     reader.forget_through(2)
     await writer.append("alertmanager", "am", 1, time.time(), b"{}")
     # The cursor says "2 done": a new entry must not take id 1 or 2 again.
-    assert [e.id for e in reader.read_after(0, 100)] == [3]
+    assert [e.id for e in reader.read_after(0, 100)[0]] == [3]
     first = reader.source
     reader.close()
     await writer.close()
@@ -85,8 +89,10 @@ async def test_read_after_holds_about_max_alerts_but_at_least_one_entry(tmp_path
     for alerts in (3, 3, 3):
         await writer.append("alertmanager", "am", alerts, time.time(), b"{}")
     reader = JournalReader(tmp_path / "journal-0.db")
-    assert [e.id for e in reader.read_after(0, 7)] == [1, 2]
-    assert [e.id for e in reader.read_after(0, 1)] == [1]
+    entries, more = reader.read_after(0, 7)
+    assert ([e.id for e in entries], more) == ([1, 2], True)
+    assert [e.id for e in reader.read_after(0, 1)[0]] == [1]
+    assert reader.read_after(0, 9)[1] is False
     assert await asyncio.to_thread(writer.backlog) == 9
     reader.forget_through(2)
     assert await asyncio.to_thread(writer.backlog) == 3
@@ -112,6 +118,91 @@ async def test_drain_ingests_across_journals_in_order_of_receipt(tmp_path: Path)
         assert received == 3
         await first.close()
         await second.close()
+
+
+async def test_a_journal_read_in_part_holds_back_what_came_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The busy journal is read only in part: the other's later resolution must wait."""
+    monkeypatch.setattr(journal_drain, "PASS_ALERTS", 2)
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        busy, other = journal(daemon, 0), journal(daemon, 1)
+        now = time.time()
+        for n in range(3):
+            await append(busy, am_payload(am_alert(alertname="Load", instance=f"l{n}")),
+                         now - 10 + n)
+        await append(busy, am_payload(am_alert(alertname="Disk", instance="x")), now - 5)
+        await append(other, am_payload(am_alert("resolved", alertname="Disk", instance="x"),
+                                       status="resolved"), now - 4)
+        while await daemon.journal_drain.drain_once():
+            pass
+        assert alerts_in(daemon)["x"] == "resolved"
+        await busy.close()
+        await other.close()
+
+
+async def test_one_journal_keeps_its_order_across_a_clock_step_back(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        now = time.time()
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="x")), now - 1)
+        await append(writer, am_payload(am_alert("resolved", alertname="Disk", instance="x"),
+                                        status="resolved"), now - 1.5)
+        while await daemon.journal_drain.drain_once():
+            pass
+        assert alerts_in(daemon)["x"] == "resolved"
+        await writer.close()
+
+
+async def test_shutdown_during_a_pass_ingests_nothing_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stopping while a pass waits for its commit: the pass ends, then the last drain reads
+    from where it left the cursors."""
+    real = sqlite_ingest.apply_ingests
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite_ingest, "apply_ingests", slow)
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        writer = journal(daemon, 0)
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="x")),
+                     time.time() - 1)
+        assert daemon.journal_drain is not None
+        daemon.journal_drain.poke()
+        await asyncio.sleep(0.2)  # the pass waits for its commit now
+        await daemon._stop_intake_processes(3.0)
+        daemon.journal_drain = None
+        assert alert_entries(daemon) == 1
+        await writer.close()
+
+
+async def test_a_failed_cursor_read_is_tried_again(tmp_path: Path) -> None:
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        await append(writer, am_payload(am_alert(alertname="Disk", instance="x")),
+                     time.time() - 1)
+        real = daemon.store.journal_cursor
+        calls: list[str] = []
+
+        async def flaky(source: str) -> int:
+            calls.append(source)
+            if len(calls) == 1:
+                raise StoreUnavailable("store read failed: disk I/O error")
+            return await real(source)
+
+        monkeypatch_store = daemon.store
+        monkeypatch_store.journal_cursor = flaky  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailable):
+            await daemon.journal_drain.drain_once()
+        assert await daemon.journal_drain.drain_once() == 1
+        assert alerts_in(daemon) == {"x": "firing"}
+        await writer.close()
 
 
 async def test_entry_received_after_the_pass_began_waits_for_the_next(tmp_path: Path) -> None:
