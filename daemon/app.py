@@ -71,6 +71,8 @@ class Api:
 
     async def metrics(self, request: web.Request) -> web.Response:
         """GET /metrics."""
+        if self.daemon.counter_merge is not None:
+            self.daemon.counter_merge.merge()  # what intake processes refused meanwhile
         body = generate_latest(self.daemon.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

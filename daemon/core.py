@@ -18,6 +18,7 @@ from pagerd.daemon import handoffs, practice_watch
 from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
+from pagerd.daemon.intake_counters import CounterMerge
 from pagerd.daemon.intake_gate import verifiers_for
 from pagerd.daemon.intake_workers import IntakeWorkers
 from pagerd.daemon.journal_drain import JournalDrain
@@ -86,6 +87,7 @@ class Daemon:
         self._dispatch_task: asyncio.Task[None] | None = None
         self.intake_workers: IntakeWorkers | None = None
         self.journal_drain: JournalDrain | None = None
+        self.counter_merge: CounterMerge | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._reload_lock = asyncio.Lock()
         # The config file's name and the text this daemon accepted: what intake processes run.
@@ -162,6 +164,8 @@ class Daemon:
         self._drain_task = asyncio.create_task(self.journal_drain.run(), name="journal")
         processes = self.settings.intake.processes
         if processes:
+            self.counter_merge = CounterMerge(self.state.path / "intake", self.metrics)
+            self.counter_merge.forget_old()
             self.intake_workers = IntakeWorkers(
                 processes, lambda: self.config_source, self.state.path, self.metrics,
                 poke=self.journal_drain.poke)

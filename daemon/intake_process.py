@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
+from pagerd.daemon.intake_counters import counters_file, counters_text, write_counters
 from pagerd.daemon.intake_gate import admit, verifiers_for
 from pagerd.daemon.intake_workers import LISTENING, POKE
 from pagerd.daemon.logging import configure as configure_logging
@@ -74,6 +75,7 @@ class IntakeProcess:
         self.accepting = False
         self.journal = JournalWriter(journal_path(options.state_dir, options.index))
         self._backlog = 0
+        self._counters_written = ""
         self._parent = os.getppid()
 
     def load_config(self) -> None:
@@ -148,9 +150,22 @@ class IntakeProcess:
             return
         log.info("intake_process.reloaded", digest=self.settings.digest)
 
+    def write_counters(self) -> None:
+        """Leave this process's refusal counters where the daemon reads them, if changed."""
+        text = counters_text(self.metrics)
+        if text == self._counters_written:
+            return
+        try:
+            write_counters(text, counters_file(self.journal.path.parent, self.options.index))
+            self._counters_written = text
+        except OSError as exc:
+            log.warning("intake_process.counters_unwritten", error=str(exc))
+
     async def watch(self, stop: asyncio.Event) -> None:
-        """Keep the backlog figure true; stop when the daemon is gone."""
+        """Keep the backlog figure true and the counters written; stop when the daemon is
+        gone."""
         while not stop.is_set():
+            self.write_counters()
             try:
                 self._backlog = await asyncio.to_thread(self.journal.backlog)
             except Exception as exc:  # the journal's trouble shows on the next append
@@ -209,6 +224,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
     # Answer 503 from here; requests already inside finish, and their entries commit.
     process.accepting = False
     await runner.cleanup()
+    process.write_counters()
     await process.journal.close()
     log.info("intake_process.stopped", index=options.index)
     return 0

@@ -21,6 +21,13 @@ import pytest
 
 from pagerd.daemon import journal_drain
 from pagerd.daemon.core import Daemon
+from pagerd.daemon.intake_counters import (
+    CounterMerge,
+    counters_file,
+    counters_text,
+    write_counters,
+)
+from pagerd.daemon.metrics import Metrics
 from pagerd.errors import ConfigErrors
 from pagerd.settings import default_config_text, load_settings
 from pagerd.store import sqlite_ingest
@@ -273,6 +280,28 @@ async def test_an_entry_that_no_longer_parses_is_counted_and_skipped(tmp_path: P
         await writer.close()
 
 
+def test_counters_of_intake_processes_add_up_in_the_daemon(tmp_path: Path) -> None:
+    """Growth is added once; a process that restarted counts from zero again."""
+    process, daemon = Metrics(), Metrics()
+    merge = CounterMerge(tmp_path, daemon)
+    path = counters_file(tmp_path, 0)
+    refused = process.auth_failures.labels("alertmanager")
+    refused.inc(3)
+    write_counters(counters_text(process), path)
+    merge.merge()
+    merge.merge()
+    assert daemon.auth_failures.labels("alertmanager")._value.get() == 3
+
+    restarted = Metrics()
+    restarted.auth_failures.labels("alertmanager").inc(2)
+    write_counters(counters_text(restarted), path)
+    merge.merge()
+    assert daemon.auth_failures.labels("alertmanager")._value.get() == 5
+
+    merge.forget_old()
+    assert not path.exists()
+
+
 @pytest.mark.parametrize(("server", "reason"), [
     ("intake_processes: -1", "intake_processes: must be an integer from 0 to 64"),
     ("intake_processes: two", "intake_processes: must be an integer from 0 to 64"),
@@ -326,6 +355,15 @@ async def test_intake_processes_over_http(tmp_path: Path) -> None:
         assert status == 401 and error["field"] == "Authorization"
         async with session.post(url, data=b"{}", headers=good) as response:
             assert response.status == 415
+
+        async def refusals_counted() -> None:
+            async with session.get(f"{api}/metrics") as response:
+                text = await response.text()
+            assert 'pagerd_invalid_payloads_total{field="alerts",integration="alertmanager"} 1.0' \
+                in text
+            assert 'pagerd_auth_failures_total{endpoint="alertmanager"} 1.0' in text
+
+        await until(refusals_counted, within=5)
 
         async def incident_open() -> None:
             async with session.get(f"{api}/api/v1/incidents",
