@@ -120,8 +120,10 @@ class IntakeProcesses:
 
     processes: int = 0
     listen: str = ""
-    # Alerts accepted and not yet ingested, per process, past which it answers 503.
-    backlog: int = 100_000
+    # Alerts accepted and not yet ingested, per process, past which it answers 503: about
+    # a second of the daemon's work, so a page waits in the journal for seconds at most
+    # (a sender keeps what it was refused, and retries).
+    backlog: int = 20_000
 
 
 @dataclass(frozen=True)
