@@ -164,11 +164,11 @@ class Daemon:
         self._drain_task = asyncio.create_task(self.journal_drain.run(), name="journal")
         processes = self.settings.intake.processes
         if processes:
-            self.counter_merge = CounterMerge(self.state.path / "intake", self.metrics)
-            self.counter_merge.forget_old()
+            merge = self.counter_merge = CounterMerge(self.state.path / "intake", self.metrics)
+            merge.forget_old()
             self.intake_workers = IntakeWorkers(
                 processes, lambda: self.config_source, self.state.path, self.metrics,
-                poke=self.journal_drain.poke)
+                poke=self.journal_drain.poke, exited=merge.merge)
             await self.intake_workers.start()
 
     def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:

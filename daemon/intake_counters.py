@@ -38,15 +38,16 @@ def counters_file(directory: Path, index: int) -> Path:
     return directory / f"counters-{index}.json"
 
 
-def counters_text(metrics: Metrics) -> str:
-    """An intake process's side: its refusal counters, as the file holds them."""
+def counters_text(metrics: Metrics, run: str) -> str:
+    """An intake process's side: its refusal counters, as the file holds them, with the
+    process run they belong to (`run` differs for each start)."""
     samples = []
     for family in metrics.registry.collect():
         if family.name not in _FAMILIES:
             continue
         samples += [[family.name, sample.labels, sample.value] for sample in family.samples
                     if sample.name.endswith("_total")]
-    return json.dumps(samples)
+    return json.dumps({"run": run, "samples": samples})
 
 
 def write_counters(text: str, path: Path) -> None:
@@ -63,6 +64,7 @@ class CounterMerge:
         self.directory = directory
         self._counters = _counters(metrics)
         self._seen: dict[tuple[str, str, str], float] = {}
+        self._runs: dict[str, str] = {}
 
     def forget_old(self) -> None:
         """At start: counters of an earlier run were reported by that run."""
@@ -70,19 +72,23 @@ class CounterMerge:
             path.unlink(missing_ok=True)
 
     def merge(self) -> None:
-        """Add every counter's growth; a counter that shrank belongs to a restarted
-        process, which counted from zero."""
+        """Add every counter's growth since the last look, per process run."""
         for path in self.directory.glob("counters-*.json"):
-            samples: list[Any] = []
+            content: dict[str, Any] = {}
             with contextlib.suppress(OSError, ValueError):
-                samples = json.loads(path.read_text())
-            for family, labels, value in samples:
+                content = json.loads(path.read_text())
+            run = content.get("run", "")
+            if self._runs.get(path.name) != run:
+                # A process started anew under this index: its counts start from zero.
+                self._runs[path.name] = run
+                self._seen = {key: value for key, value in self._seen.items()
+                              if key[0] != path.name}
+            for family, labels, value in content.get("samples", []):
                 counter = self._counters.get(family)
                 if counter is None:
                     continue
                 key = (path.name, family, json.dumps(labels, sort_keys=True))
-                before = self._seen.get(key, 0.0)
-                grown = value - before if value >= before else value
+                grown = value - self._seen.get(key, 0.0)
                 self._seen[key] = value
                 if grown > 0:
                     counter.labels(**labels).inc(grown)

@@ -77,6 +77,7 @@ class IntakeProcess:
         self.journal = JournalWriter(journal_path(options.state_dir, options.index))
         self._backlog = 0
         self._counters_written = ""
+        self._run = f"{os.getpid()}-{time.time():.6f}"
         self._parent = os.getppid()
 
     def load_config(self) -> None:
@@ -103,8 +104,6 @@ class IntakeProcess:
         if isinstance(admitted, web.Response):
             return admitted
         alerts = len(admitted.alerts)
-        if self._backlog and self._backlog + alerts > limit:
-            return unavailable(self, "backlog")
         try:
             await self.journal.append(admitted.kind, admitted.integration, alerts,
                                       time.time(), admitted.body)
@@ -153,7 +152,7 @@ class IntakeProcess:
 
     def write_counters(self) -> None:
         """Leave this process's refusal counters where the daemon reads them, if changed."""
-        text = counters_text(self.metrics)
+        text = counters_text(self.metrics, self._run)
         if text == self._counters_written:
             return
         try:
@@ -196,6 +195,13 @@ async def run_intake_process(options: ProcessOptions) -> int:
     """Serve until SIGTERM or the daemon's exit; SIGHUP reloads. Returns the exit code."""
     os.set_blocking(options.notify_fd, False)
     process = IntakeProcess(options)
+    # Handlers first: a reload sent from here on is taken (it re-reads the copy), and a
+    # stop sent while starting ends the process once it has.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, process.reload)
     try:
         process.load_config()
     except (ConfigErrors, OSError) as exc:
@@ -214,12 +220,6 @@ async def run_intake_process(options: ProcessOptions) -> int:
     process.accepting = True
     process.tell_listening()
     log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, process.reload)
     await process.watch(stop)
 
     # Answer 503 from here; requests already inside finish, and their entries commit.
@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     Its own entry point rather than a `pagerd` command, so it imports what intake needs and
     not the whole daemon.
     """
-    # A reload sent while this process starts must not kill it (SIGHUP's default).
+    # A reload sent while this process starts must not kill it (SIGHUP's default); one sent
+    # before even this line does, and the process is started again, on the newest copy.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="pagerd-intake-process")
     parser.add_argument("--config-copy", type=Path, required=True)

@@ -39,8 +39,10 @@ class IntakeWorkers:
     """Runs `count` intake processes for one daemon."""
 
     def __init__(self, count: int, source: Callable[[], tuple[str, str]], state_dir: Path,
-                 metrics: Metrics, poke: Callable[[], None]) -> None:
+                 metrics: Metrics, poke: Callable[[], None],
+                 exited: Callable[[], None] = lambda: None) -> None:
         self.count = count
+        self._exited = exited
         # The config the daemon accepted (file name, text): the processes run that, not
         # whatever the file holds now, which may be refused or not yet reloaded.
         self._source = source
@@ -75,8 +77,11 @@ class IntakeWorkers:
         file, text = self._source()
         self.config_copy.parent.mkdir(parents=True, exist_ok=True)
         fresh = self.config_copy.with_suffix(".new")
-        fresh.write_text(json.dumps({"file": file, "text": text}))
-        fresh.chmod(0o600)
+        fresh.unlink(missing_ok=True)
+        # Private from the first byte: the config may hold secrets.
+        fd = os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps({"file": file, "text": text}))
         fresh.replace(self.config_copy)
 
     def _read_pipe(self) -> None:
@@ -111,6 +116,7 @@ class IntakeWorkers:
                 process.send_signal(signal.SIGTERM)
             code = await process.wait()
             self._poke()  # whatever it committed last
+            self._exited()  # and counted last
             if self._stopping:
                 return
             self.metrics.intake_process_exits.inc()

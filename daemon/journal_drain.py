@@ -61,6 +61,8 @@ class JournalDrain:
         self._poked = asyncio.Event()
         self._stopping = False
         self._one_pass = asyncio.Lock()
+        # Parsing again counts nothing: the intake process counted what it saw.
+        self._uncounted = Metrics()
 
     def poke(self) -> None:
         """An intake process committed something."""
@@ -92,17 +94,24 @@ class JournalDrain:
             return await self._pass()
 
     async def _pass(self) -> int:
-        began = horizon = time.time()
+        horizon = time.time()  # the pass takes only what was received before it began
         runs: list[list[tuple[str, JournalEntry]]] = []
         for reader in await self._journals():
             cursor = self._cursors[reader.source]
-            entries, more = await asyncio.to_thread(reader.read_after, cursor, PASS_ALERTS)
+            try:
+                entries, more = await asyncio.to_thread(reader.read_after, cursor,
+                                                        PASS_ALERTS)
+            except Exception as exc:
+                # One unreadable journal must not hold up the others (its entries wait).
+                log.error("journal.read_failed", journal=reader.source, error=str(exc))
+                continue
             if more and entries:
-                # What this journal holds beyond was committed after its last entry read was
-                # received: nothing received later may go before it.
-                horizon = min(horizon, entries[-1].received_at)
+                # What this journal holds beyond was committed after every entry read from
+                # it was received: nothing received later may go before those.
+                horizon = min(horizon, max(entry.received_at for entry in entries))
             runs.append([(reader.source, entry) for entry in entries])
-        read = list(heapq.merge(*(_ready(run, horizon, began) for run in runs),
+        read_done = time.time()
+        read = list(heapq.merge(*(_ready(run, horizon, read_done) for run in runs),
                                 key=lambda pair: pair[1].received_at))
         if not read:
             return 0
@@ -110,59 +119,69 @@ class JournalDrain:
         cursors = dict(self._cursors)
         for source, entry in read:
             cursors[source] = max(cursors[source], entry.id)
-        pairs = [(entry, batch) for _, entry in read
-                 if (batch := self._batch(entry)) is not None]
-        results = await self._ingest([batch for _, batch in pairs], cursors, pairs)
+        items = [(source, entry, self._batch(entry)) for source, entry in read]
+        applied = await self._ingest(items, cursors)
         self._cursors = cursors
 
         intake = self._intake()
-        for (_, batch), result in zip(pairs, results, strict=True):
+        for batch, result in applied:
             intake.record(result, batch.integration)
-        if any(r.opened or r.resolved or r.outcomes.keys() - {"duplicate"} for r in results):
+        if any(r.opened or r.resolved or r.outcomes.keys() - {"duplicate"}
+               for _, r in applied):
             self._changed()
         await self._forget()
         self.metrics.journal_ingested.inc(len(read))
         return len(read)
 
-    async def _ingest(self, batches: list[IngestBatch], cursors: dict[str, int],
-                      pairs: list[tuple[JournalEntry, IngestBatch]]) -> list[IngestResult]:
+    async def _ingest(self, items: list[tuple[str, JournalEntry, IngestBatch | None]],
+                      cursors: dict[str, int]) -> list[tuple[IngestBatch, IngestResult]]:
+        """The pass's batches stored with the cursors, in one transaction; if that fails
+        for anything but the store, entry by entry, each with its own cursor, so the one
+        at fault is set aside and the others go in exactly once."""
+        batches = [batch for _, _, batch in items if batch is not None]
         try:
-            return await self.store.ingest_journaled(batches, cursors, time.time())
+            results = await self.store.ingest_journaled(batches, cursors, time.time())
+            return list(zip(batches, results, strict=True))
         except StoreUnavailable:
             raise
         except Exception as exc:
-            if len(batches) < 2:
-                raise
-            log.warning("journal.pass_failed", error=str(exc), entries=len(batches))
-        # One entry failed the pass: apply them one by one, so only that one is set aside.
-        results = []
-        for entry, batch in pairs:
+            log.warning("journal.pass_failed", error=str(exc), entries=len(items))
+        applied = []
+        for source, entry, batch in items:
+            cursor = {source: entry.id}
             try:
-                results += await self.store.ingest_journaled([batch], {}, time.time())
+                if batch is None:
+                    await self.store.ingest_journaled([], cursor, time.time())
+                    continue
+                (result,) = await self.store.ingest_journaled([batch], cursor, time.time())
+                applied.append((batch, result))
             except StoreUnavailable:
                 raise
             except Exception as exc:
                 self.metrics.invalid_payloads.labels(entry.integration, "journal").inc()
                 log.error("journal.entry_failed", integration=entry.integration,
                           entry=entry.id, error=str(exc))
-                results.append(IngestResult())
-        # The cursors move once every entry is in (or set aside).
-        await self.store.ingest_journaled([], cursors, time.time())
-        return results
+                await self.store.ingest_journaled([], cursor, time.time())
+        return applied
 
     def _batch(self, entry: JournalEntry) -> IngestBatch | None:
-        intake = self._intake()
         try:
             body = decode_json(entry.body)
-            alerts, partial = parse_payload(self.metrics, entry.kind, body, entry.integration)
+            # Counted once already, by the intake process that accepted it.
+            alerts, partial = parse_payload(self._uncounted, entry.kind, body,
+                                            entry.integration)
+            return self._intake().prepare(alerts, entry.integration, partial)
         except PayloadError as exc:
             # The intake process accepted it, so it parsed there; a pagerd upgraded in between
             # may read it differently. Kept in the log, counted, not retried forever.
             self.metrics.invalid_payloads.labels(entry.integration, "journal").inc()
             log.error("journal.entry_refused", integration=entry.integration, entry=entry.id,
                       field=exc.field, reason=exc.reason)
-            return None
-        return intake.prepare(alerts, entry.integration, partial)
+        except Exception as exc:  # routing's trouble with this one entry, not the others'
+            self.metrics.invalid_payloads.labels(entry.integration, "journal").inc()
+            log.error("journal.entry_failed", integration=entry.integration, entry=entry.id,
+                      error=str(exc))
+        return None
 
     async def _journals(self) -> list[JournalReader]:
         for path in journal_files(self.directory):
@@ -181,6 +200,8 @@ class JournalDrain:
             self._paths.add(path)
             self._readers[reader.source] = reader
             self._cursors[reader.source] = cursor
+            # What a crash left behind the cursor goes now, not at the next entry.
+            await asyncio.to_thread(reader.forget_through, cursor)
         return list(self._readers.values())
 
     async def _forget(self) -> None:
@@ -209,14 +230,14 @@ class JournalDrain:
         self._paths.clear()
 
 
-def _ready(run: list[tuple[str, JournalEntry]], horizon: float, began: float
+def _ready(run: list[tuple[str, JournalEntry]], horizon: float, now: float
            ) -> list[tuple[str, JournalEntry]]:
     """The entries of one journal's run that this pass may take: those received up to the
     horizon, in the journal's order, up to the first that is not."""
     ready = []
     for pair in run:
         received = pair[1].received_at
-        if horizon < received < began + _CLOCK_STEP:
+        if horizon < received < now + _CLOCK_STEP:
             break
         ready.append(pair)
     return ready

@@ -74,11 +74,16 @@ class JournalWriter:
         self.path = path
         self._writer = GroupCommitWriter(open_journal(path))
         self._reader = connect(path)
+        # Receipt times never go backwards within a journal, even if the clock does: the
+        # daemon's horizon for a journal it reads in part is the latest of them.
+        self._last_received = self._reader.execute(
+            "SELECT coalesce(max(received_at), 0) FROM entries").fetchone()[0]
         self._writer.start()
 
     async def append(self, kind: str, integration: str, alerts: int, received_at: float,
                      body: bytes) -> None:
         """Returns once the entry is on disk; StoreUnavailable if it cannot be."""
+        received_at = self._last_received = max(received_at, self._last_received)
         row = (kind, integration, alerts, received_at, body)
         await self._writer.submit(Mergeable(_append_many, row))
 

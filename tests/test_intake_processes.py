@@ -163,6 +163,55 @@ async def test_one_journal_keeps_its_order_across_a_clock_step_back(tmp_path: Pa
         await writer.close()
 
 
+async def test_receipt_times_out_of_order_in_a_journal_read_in_part_do_not_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Times stepped back inside one journal (as a clock step would leave them, had the
+    writer not kept them in order): every pass still takes something."""
+    monkeypatch.setattr(journal_drain, "PASS_ALERTS", 2)
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        await writer.close()
+        now = time.time()
+        conn = sqlite3.connect(writer.path)
+        for n, received in enumerate([now - 3, now - 4, now - 2, now - 1, now - 0.5]):
+            body = orjson.dumps(am_payload(am_alert(alertname="Disk", instance=f"i{n}")))
+            conn.execute("INSERT INTO entries (kind, integration, alerts, received_at, body)"
+                         " VALUES ('alertmanager', 'alertmanager', 1, ?, ?)", (received, body))
+        conn.commit()
+        conn.close()
+        for _ in range(5):
+            await daemon.journal_drain.drain_once()
+        assert len(alerts_in(daemon)) == 5
+
+
+async def test_an_entry_the_store_refuses_is_set_aside_and_the_rest_go_in_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = sqlite_ingest.apply_ingests
+
+    def refusing(conn: Any, batches: Any, now: float) -> Any:
+        if any(item.alert.labels.get("instance") == "bad"
+               for batch in batches for item in batch.items):
+            raise ValueError("a bug this entry trips")
+        return real(conn, batches, now)
+
+    monkeypatch.setattr(sqlite_ingest, "apply_ingests", refusing)
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        for instance in ("a", "bad", "b"):
+            await append(writer, am_payload(am_alert(alertname="Disk", instance=instance)),
+                         time.time() - 1)
+        assert await daemon.journal_drain.drain_once() == 3
+        assert alerts_in(daemon) == {"a": "firing", "b": "firing"}
+        assert daemon.metrics.invalid_payloads.labels("alertmanager", "journal")._value.get() == 1
+        assert await daemon.journal_drain.drain_once() == 0
+        assert alert_entries(daemon) == 2
+        await writer.close()
+
+
 async def test_shutdown_during_a_pass_ingests_nothing_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -287,16 +336,19 @@ def test_counters_of_intake_processes_add_up_in_the_daemon(tmp_path: Path) -> No
     path = counters_file(tmp_path, 0)
     refused = process.auth_failures.labels("alertmanager")
     refused.inc(3)
-    write_counters(counters_text(process), path)
+    write_counters(counters_text(process, "run-1"), path)
     merge.merge()
     merge.merge()
     assert daemon.auth_failures.labels("alertmanager")._value.get() == 3
 
+    refused.inc(1)
+    write_counters(counters_text(process, "run-1"), path)  # its last count, as it exits
+    merge.merge()  # the daemon looks when a process exits
     restarted = Metrics()
-    restarted.auth_failures.labels("alertmanager").inc(2)
-    write_counters(counters_text(restarted), path)
+    restarted.auth_failures.labels("alertmanager").inc(7)  # past the old count already
+    write_counters(counters_text(restarted, "run-2"), path)
     merge.merge()
-    assert daemon.auth_failures.labels("alertmanager")._value.get() == 5
+    assert daemon.auth_failures.labels("alertmanager")._value.get() == 4 + 7
 
     merge.forget_old()
     assert not path.exists()
