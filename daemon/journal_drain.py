@@ -7,9 +7,10 @@ cursor already covers: they are forgotten, not ingested again, at the next pass.
 
 Order across journals: a sender that waits for one request's 2xx before sending the next
 (Alertmanager does, per group) may have them land in two processes' journals. A pass takes
-only entries received before it began, and not after the last entry it read of a journal it
-could not read to the end (the entries it left there were committed after that one was
-received); it ingests each journal in its own order, merged by time of receipt. An entry
+only entries received before it began, and none received after the latest entry it read of
+a journal it could not read to the end (what it left there was committed after that one
+was received); it ingests each journal in its own order (receipt times never go backwards
+within one), merged by time of receipt. An entry
 committed before another was received is then always read in the same pass or an earlier
 one, and ingested first, so "firing, then resolved" never ends up firing. (Receipt times are
 wall-clock: a clock stepped back between two such requests can still swap them.)
@@ -40,8 +41,8 @@ log = structlog.get_logger("pagerd.journal")
 PASS_ALERTS = 5000
 # How long a pass waits for a poke before looking anyway (a lost poke costs this much).
 IDLE_POLL = 1.0
-# An entry stamped this far after the pass began was stamped before the clock was stepped
-# back; waiting for the clock to catch up would hold it for as long as the step.
+# An entry stamped this far after the journals were read was stamped before the clock was
+# stepped back; waiting for the clock to catch up would hold it for as long as the step.
 _CLOCK_STEP = 5.0
 
 
@@ -58,6 +59,7 @@ class JournalDrain:
         self._paths: set[Path] = set()
         self._readers: dict[str, JournalReader] = {}  # by source, the cursor's key
         self._cursors: dict[str, int] = {}
+        self._forgotten: dict[str, int] = {}  # the cursor each journal was last tidied to
         self._poked = asyncio.Event()
         self._stopping = False
         self._one_pass = asyncio.Lock()
@@ -114,6 +116,7 @@ class JournalDrain:
         read = list(heapq.merge(*(_ready(run, horizon, read_done) for run in runs),
                                 key=lambda pair: pair[1].received_at))
         if not read:
+            await self._forget()  # journals opened with entries behind their cursor
             return 0
 
         cursors = dict(self._cursors)
@@ -150,18 +153,20 @@ class JournalDrain:
         for source, entry, batch in items:
             cursor = {source: entry.id}
             try:
-                if batch is None:
+                if batch is not None:
+                    (result,) = await self.store.ingest_journaled([batch], cursor,
+                                                                  time.time())
+                    applied.append((batch, result))
+                else:
                     await self.store.ingest_journaled([], cursor, time.time())
-                    continue
-                (result,) = await self.store.ingest_journaled([batch], cursor, time.time())
-                applied.append((batch, result))
             except StoreUnavailable:
-                raise
+                raise  # what went in has its cursor moved, here as in the store
             except Exception as exc:
                 self.metrics.invalid_payloads.labels(entry.integration, "journal").inc()
                 log.error("journal.entry_failed", integration=entry.integration,
                           entry=entry.id, error=str(exc))
                 await self.store.ingest_journaled([], cursor, time.time())
+            self._cursors[source] = entry.id
         return applied
 
     def _batch(self, entry: JournalEntry) -> IngestBatch | None:
@@ -200,16 +205,19 @@ class JournalDrain:
             self._paths.add(path)
             self._readers[reader.source] = reader
             self._cursors[reader.source] = cursor
-            # What a crash left behind the cursor goes now, not at the next entry.
-            await asyncio.to_thread(reader.forget_through, cursor)
         return list(self._readers.values())
 
     async def _forget(self) -> None:
-        # Every journal, every pass: what a crash left behind the cursor goes too, and an
-        # intake process counts only what is left as its backlog.
+        # Every journal whose cursor moved since its last forget (or that is new: a crash
+        # may have left entries behind its cursor). An intake process counts what is left
+        # as its backlog, so a forget that failed is tried again on the next pass.
         for source, reader in self._readers.items():
+            cursor = self._cursors[source]
+            if self._forgotten.get(source) == cursor:
+                continue
             try:
-                await asyncio.to_thread(reader.forget_through, self._cursors[source])
+                await asyncio.to_thread(reader.forget_through, cursor)
+                self._forgotten[source] = cursor
             except Exception as exc:
                 # Forgetting is tidying: the cursor already keeps these from a second ingest.
                 log.warning("journal.forget_failed", journal=source, error=str(exc))

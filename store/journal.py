@@ -104,6 +104,9 @@ class JournalReader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._conn = open_journal(path)
+        # Forgetting need not reach the disk at once: an entry forgotten and then found
+        # again after a crash is behind the cursor, and forgotten again.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
         identity = self._conn.execute("SELECT id FROM identity").fetchone()[0]
         # The cursor's key: the file's name for people, its identity for the cursor.
         self.source = f"{path.stem}/{identity}"
