@@ -79,6 +79,7 @@ class IntakeProcess:
         self._counters_written = ""
         self._run = f"{os.getpid()}-{time.time():.6f}"
         self._parent = os.getppid()
+        self._closing: set[asyncio.Future[None]] = set()
 
     def load_config(self) -> None:
         """Take the config the daemon accepted, and the integrations' tokens; raises
@@ -92,8 +93,13 @@ class IntakeProcess:
             token = integration.token or state.read_token(name)
             if token:
                 tokens[name] = token
+        old = self.verifiers
         self.settings, self.tokens = settings, tokens
         self.verifiers = verifiers_for(settings.integrations.values())
+        for verifier in old.values():  # their JWKS sessions
+            closing = asyncio.ensure_future(verifier.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def intake(self, request: web.Request) -> web.Response:
         """POST /api/v1/{alertmanager|azure}[/{integration}], as the daemon serves it."""
@@ -204,7 +210,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
     loop.add_signal_handler(signal.SIGHUP, process.reload)
     try:
         process.load_config()
-    except (ConfigErrors, OSError) as exc:
+    except (ConfigErrors, OSError, ValueError) as exc:
         log.error("intake_process.startup_failed", error=str(exc))
         return 1
     runner = web.AppRunner(build_intake_app(process), access_log=None,
