@@ -14,19 +14,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import structlog
 from prometheus_client import Counter
 
 from pagerd.daemon.metrics import Metrics
 
-log = structlog.get_logger("pagerd.intake_counters")
-
-# The families an intake process counts, by their name without `_total`.
-_FAMILIES = ("pagerd_invalid_payloads", "pagerd_unknown_payloads", "pagerd_auth_failures",
-             "pagerd_unavailable")
-
 
 def _counters(metrics: Metrics) -> dict[str, Counter]:
+    """The counters an intake process keeps, by family name (without `_total`)."""
     return {"pagerd_invalid_payloads": metrics.invalid_payloads,
             "pagerd_unknown_payloads": metrics.unknown_payloads,
             "pagerd_auth_failures": metrics.auth_failures,
@@ -41,9 +35,10 @@ def counters_file(directory: Path, index: int) -> Path:
 def counters_text(metrics: Metrics, run: str) -> str:
     """An intake process's side: its refusal counters, as the file holds them, with the
     process run they belong to (`run` differs for each start)."""
+    families = _counters(metrics)
     samples = []
     for family in metrics.registry.collect():
-        if family.name not in _FAMILIES:
+        if family.name not in families:
             continue
         samples += [[family.name, sample.labels, sample.value] for sample in family.samples
                     if sample.name.endswith("_total")]

@@ -200,6 +200,8 @@ class JournalDrain:
             try:
                 cursor = await self.store.journal_cursor(reader.source)
             except Exception:
+                # The pass fails on the store's trouble as any other does; the journal
+                # is opened afresh by the next one, so this connection must not leak.
                 reader.close()
                 raise
             self._paths.add(path)

@@ -50,6 +50,14 @@ async def append(writer: JournalWriter, body: object, received_at: float | None 
                         time.time() if received_at is None else received_at, raw)
 
 
+async def firing_then_resolved(first: JournalWriter, second: JournalWriter, firing_at: float,
+                               resolved_at: float) -> None:
+    """Alert Disk/x firing in `first`, then resolved in `second`, stamped as given."""
+    await append(first, am_payload(am_alert(alertname="Disk", instance="x")), firing_at)
+    await append(second, am_payload(am_alert("resolved", alertname="Disk", instance="x"),
+                                    status="resolved"), resolved_at)
+
+
 def alerts_in(daemon: Daemon) -> dict[str, str]:
     """The store's alerts: instance label -> status."""
     conn = sqlite3.connect(daemon.state.database)
@@ -113,13 +121,11 @@ async def test_drain_ingests_across_journals_in_order_of_receipt(tmp_path: Path)
         assert daemon.journal_drain is not None
         first, second = journal(daemon, 0), journal(daemon, 1)
         now = time.time()
-        await append(second, am_payload(am_alert(alertname="Disk", instance="a")), now - 2)
-        await append(first, am_payload(am_alert("resolved", alertname="Disk", instance="a"),
-                                       status="resolved"), now - 1)
+        await firing_then_resolved(second, first, now - 2, now - 1)
         await append(first, am_payload(am_alert(alertname="Disk", instance="b")), now - 1)
 
         assert await daemon.journal_drain.drain_once() == 3
-        assert alerts_in(daemon) == {"a": "resolved", "b": "firing"}
+        assert alerts_in(daemon) == {"x": "resolved", "b": "firing"}
         assert await daemon.journal_drain.drain_once() == 0
         received = daemon.metrics.journal_ingested._value.get()
         assert received == 3
@@ -139,11 +145,8 @@ async def test_a_journal_read_in_part_holds_back_what_came_after(
         for n in range(3):
             await append(busy, am_payload(am_alert(alertname="Load", instance=f"l{n}")),
                          now - 10 + n)
-        await append(busy, am_payload(am_alert(alertname="Disk", instance="x")), now - 5)
-        await append(other, am_payload(am_alert("resolved", alertname="Disk", instance="x"),
-                                       status="resolved"), now - 4)
-        while await daemon.journal_drain.drain_once():
-            pass
+        await firing_then_resolved(busy, other, now - 5, now - 4)
+        await daemon.journal_drain.drain_all(10)
         assert alerts_in(daemon)["x"] == "resolved"
         await busy.close()
         await other.close()
@@ -154,11 +157,8 @@ async def test_one_journal_keeps_its_order_across_a_clock_step_back(tmp_path: Pa
         assert daemon.journal_drain is not None
         writer = journal(daemon, 0)
         now = time.time()
-        await append(writer, am_payload(am_alert(alertname="Disk", instance="x")), now - 1)
-        await append(writer, am_payload(am_alert("resolved", alertname="Disk", instance="x"),
-                                        status="resolved"), now - 1.5)
-        while await daemon.journal_drain.drain_once():
-            pass
+        await firing_then_resolved(writer, writer, now - 1, now - 1.5)
+        await daemon.journal_drain.drain_all(10)
         assert alerts_in(daemon)["x"] == "resolved"
         await writer.close()
 
