@@ -44,10 +44,21 @@ _TEXTS_MAX = 2_000
 def _chunks(conn: sqlite3.Connection, items: Sequence[Any], width: int, others: int
             ) -> list[Sequence[Any]]:
     """`items` cut into runs that fit one statement: at most _MAX_ROWS of them, and
-    `width` parameters each plus `others` within the connection's variable limit."""
+    `width` parameters each plus `others` within the connection's variable limit, each
+    run a power of two long."""
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - others
-    per = max(1, min(_MAX_ROWS, limit // width))
-    return [items[start:start + per] for start in range(0, len(items), per)]
+    per = 1 << (max(1, min(_MAX_ROWS, limit // width)).bit_length() - 1)
+    runs = []
+    start = 0
+    while start < len(items):
+        # Runs of a power of two rows: a batch of any size then needs one of a few texts,
+        # so the connection's statement cache keeps them all prepared, instead of holding
+        # (and preparing again) a long statement for every batch size that comes by.
+        left = len(items) - start
+        size = min(per, 1 << (left.bit_length() - 1))
+        runs.append(items[start:start + size])
+        start += size
+    return runs
 
 
 def _text(key: tuple[str, int, int, str], spell: Callable[[int], str]) -> str:

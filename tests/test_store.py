@@ -278,3 +278,25 @@ async def test_open_incidents_with_an_alert_are_found_without_a_fingerprint_inde
 
     assert await store.open_incidents_with(down.fingerprint) == first.opened[:1]
     assert await store.open_incidents_with("0123456789abcdef") == []
+
+
+def test_multi_row_statements_come_in_power_of_two_runs(tmp_path: Path) -> None:
+    """Every batch size maps to a few SQL texts, which the statement cache can keep."""
+    import sqlite3
+
+    from pagerd.store.sqlite_rows import execute_values
+
+    conn = sqlite3.connect(tmp_path / "rows.db", isolation_level=None)
+    conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT)")
+    run_lengths: set[int] = set()
+    conn.set_trace_callback(
+        lambda sql: run_lengths.add(sql.split(" VALUES ")[1].count("(")))
+    total = 0
+    for size in range(1, 260):
+        rows = [(total + n, "x") for n in range(size)]
+        found = execute_values(conn, "INSERT INTO t (n, v)", rows, "RETURNING n")
+        assert [n for (n,) in found] == [n for n, _ in rows]
+        total += size
+
+    assert conn.execute("SELECT count(*) FROM t").fetchone() == (total,)
+    assert run_lengths == {1, 2, 4, 8, 16, 32, 64, 128, 256}
