@@ -16,7 +16,15 @@ from pagerd.daemon import (
 )
 from pagerd.daemon.core import Daemon
 from pagerd.daemon.intake_gate import admit
-from pagerd.daemon.responses import json_response, read_json, unauthorized, unavailable
+from pagerd.daemon.responses import (
+    Reply,
+    as_response,
+    json_response,
+    read_body,
+    read_json,
+    unauthorized,
+    unavailable,
+)
 from pagerd.errors import ConfigErrors
 from pagerd.receivers.auth import presented_token, token_matches
 from pagerd.receivers.errors import PayloadError
@@ -46,9 +54,9 @@ class Api:
         alerts are on disk.
         """
         daemon = self.daemon
-        admitted = await admit(daemon, request)
-        if isinstance(admitted, web.Response):
-            return admitted
+        admitted = await admit(daemon, _IntakeRequest(request))
+        if isinstance(admitted, Reply):
+            return as_response(admitted)
         name = admitted.integration
         try:
             result = await daemon.intake.accept(admitted.alerts, name, partial=admitted.partial)
@@ -162,6 +170,20 @@ class Api:
         except ValueError as exc:
             return json_response({"error": str(exc), "field": "method"}, 400)
         return json_response(result, 200 if result["delivered"] else 502)
+
+
+class _IntakeRequest:
+    """An aiohttp request as the intake gate reads it."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._request = request
+        self.kind = request.match_info["kind"]
+        self.integration = request.match_info.get("integration", self.kind)
+        self.headers = request.headers
+        self.query = request.query
+
+    async def body(self, limit: int) -> bytes:
+        return await read_body(self._request, limit)
 
 
 def _incident_id(request: web.Request) -> int | None:

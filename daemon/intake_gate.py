@@ -6,15 +6,20 @@ Shared by the daemon's own intake handler (which ingests at once) and by intake 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
-from aiohttp import web
 
 from pagerd.daemon.metrics import Metrics
-from pagerd.daemon.responses import decode_json, json_response, read_body, unauthorized, unavailable
+from pagerd.daemon.responses import (
+    Reply,
+    decode_json,
+    json_reply,
+    unauthorized_reply,
+    unavailable_reply,
+)
 from pagerd.models import Alert
 from pagerd.receivers.alertmanager import parse_notification
 from pagerd.receivers.auth import presented_token, token_matches
@@ -38,6 +43,30 @@ class Gatekeeper(Protocol):
     accepting: bool
 
 
+class IntakeRequest(Protocol):
+    """An intake request as the gate reads it, whichever HTTP server took it."""
+
+    @property
+    def kind(self) -> str:
+        """The endpoint's kind: "alertmanager" or "azure"."""
+
+    @property
+    def integration(self) -> str:
+        """The integration the path names (the kind itself when it names none)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Headers, looked up without regard to case."""
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query string's parameters."""
+
+    async def body(self, limit: int) -> bytes:
+        """The body as received; PayloadError (415, 413) for one that does not say it is
+        JSON or is larger than `limit` bytes."""
+
+
 @dataclass(frozen=True, slots=True)
 class Admitted:
     """A request that passed the gate: its alerts, and its body as received."""
@@ -49,29 +78,28 @@ class Admitted:
     body: bytes
 
 
-async def admit(keeper: Gatekeeper, request: web.Request,
-                busy: Callable[[], bool] | None = None) -> Admitted | web.Response:
-    """The request's alerts, or the response refusing it (401, 404, 4xx naming the field,
+async def admit(keeper: Gatekeeper, request: IntakeRequest,
+                busy: Callable[[], bool] | None = None) -> Admitted | Reply:
+    """The request's alerts, or the reply refusing it (401, 404, 4xx naming the field,
     503 while shutting down, or when `busy()` once the request is authenticated)."""
-    kind = request.match_info["kind"]
-    name = request.match_info.get("integration", kind)
+    kind, name = request.kind, request.integration
     if not keeper.accepting:
-        return unavailable(keeper, "shutting down")
+        return unavailable_reply(keeper, "shutting down")
     integration = keeper.settings.integrations.get(name)
     if integration is None or integration.type != kind:
-        return json_response({"error": f"no {kind} integration {name!r}",
-                              "field": "integration"}, 404)
+        return json_reply({"error": f"no {kind} integration {name!r}",
+                           "field": "integration"}, 404)
     if not await _authenticated(keeper, request, integration):
-        return unauthorized(keeper, name)
+        return unauthorized_reply(keeper, name)
     if busy is not None and busy():
-        return unavailable(keeper, "backlog")
+        return unavailable_reply(keeper, "backlog")
     try:
-        raw = await read_body(request, keeper.settings.max_body_bytes)
+        raw = await request.body(keeper.settings.max_body_bytes)
         alerts, partial = parse_payload(keeper.metrics, kind, decode_json(raw), name)
     except PayloadError as exc:
         keeper.metrics.invalid_payloads.labels(name, exc.field.split("[")[0]).inc()
         log.info("payload.refused", integration=name, field=exc.field, reason=exc.reason)
-        return json_response(exc.to_json(), exc.status)
+        return json_reply(exc.to_json(), exc.status)
     return Admitted(kind, name, alerts, partial, raw)
 
 
@@ -89,7 +117,7 @@ def parse_payload(metrics: Metrics, kind: str, body: Any, name: str) -> tuple[li
     return parsed.alerts, False
 
 
-async def _authenticated(keeper: Gatekeeper, request: web.Request,
+async def _authenticated(keeper: Gatekeeper, request: IntakeRequest,
                          integration: Integration) -> bool:
     # Azure action groups can only put a token in the URL; Alertmanager sends headers.
     allow_query = integration.type == "azure"

@@ -16,22 +16,25 @@ import errno
 import json
 import os
 import signal
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+import uvicorn
 import uvloop
-from aiohttp import web
 
+from pagerd.daemon.intake_asgi import IntakeApp
 from pagerd.daemon.intake_counters import counters_file, counters_text, write_counters
-from pagerd.daemon.intake_gate import admit, verifiers_for
+from pagerd.daemon.intake_gate import IntakeRequest, admit, verifiers_for
 from pagerd.daemon.intake_workers import LISTENING, POKE
 from pagerd.daemon.logging import configure as configure_logging
 from pagerd.daemon.metrics import Metrics
-from pagerd.daemon.responses import json_response, unavailable
+from pagerd.daemon.responses import Reply, json_reply, unavailable_reply
 from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
 from pagerd.settings import Settings, load_settings, split_listen
@@ -45,8 +48,8 @@ log = structlog.get_logger("pagerd.intake_process")
 
 # How often the backlog is read back from the journal, and the parent checked for.
 _CHECK_EVERY = 0.2
-# Requests inside get this long at shutdown; the daemon kills a process after 1.5 s.
-_SHUTDOWN_DEADLINE = 2.0
+# Seconds requests inside get at shutdown; the daemon kills a process after 1.5 s.
+_SHUTDOWN_GRACE = 1
 
 
 def journal_path(state_dir: Path, index: int) -> Path:
@@ -101,13 +104,13 @@ class IntakeProcess:
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
 
-    async def intake(self, request: web.Request) -> web.Response:
+    async def intake(self, request: IntakeRequest) -> Reply:
         """POST /api/v1/{alertmanager|azure}[/{integration}], as the daemon serves it."""
         limit = self.settings.intake.backlog
         # Refused once authenticated, before the body is read: the daemon, behind already,
         # needs the CPU more than a 400 would.
         admitted = await admit(self, request, busy=lambda: self._backlog >= limit)
-        if isinstance(admitted, web.Response):
+        if isinstance(admitted, Reply):
             return admitted
         alerts = len(admitted.alerts)
         try:
@@ -115,16 +118,14 @@ class IntakeProcess:
                                       time.time(), admitted.body)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=admitted.integration, error=str(exc))
-            return unavailable(self, "store")
+            return unavailable_reply(self, "store")
         self._backlog += alerts
         self._poke()
-        return json_response({"status": "success", "alerts": alerts})
+        return json_reply({"status": "success", "alerts": alerts})
 
-    async def ready(self, request: web.Request) -> web.Response:
+    def is_ready(self) -> bool:
         """GET /-/ready: accepting."""
-        if not self.accepting:
-            return web.Response(text="not ready\n", status=503, headers={"Retry-After": "1"})
-        return web.Response(text="OK\n")
+        return self.accepting
 
     def _poke(self, what: bytes = POKE) -> None:
         # One byte says "there is more to read"; a full pipe already says so.
@@ -183,18 +184,42 @@ class IntakeProcess:
                 await asyncio.wait_for(stop.wait(), _CHECK_EVERY)
 
 
-def build_intake_app(process: IntakeProcess) -> web.Application:
-    """The intake port's application: intake, health, readiness."""
-    app = web.Application(client_max_size=process.settings.max_body_bytes + 1)
-    app.router.add_post("/api/v1/{kind:alertmanager|azure}", process.intake)
-    app.router.add_post("/api/v1/{kind:alertmanager|azure}/{integration}", process.intake)
-    app.router.add_get("/-/healthy", lambda request: _ok())
-    app.router.add_get("/-/ready", process.ready)
-    return app
+class _Server(uvicorn.Server):
+    """uvicorn, minus its signal handlers: this process handles its own (SIGHUP reloads)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-async def _ok() -> web.Response:
-    return web.Response(text="OK\n")
+def intake_server(process: IntakeProcess) -> uvicorn.Server:
+    """uvicorn serving the intake application, on the loop already running (uvloop)."""
+    config = uvicorn.Config(
+        IntakeApp(process), loop="none", http="httptools", lifespan="off", access_log=False,
+        log_config=None, log_level="warning", server_header=False,
+        # As aiohttp's default: Alertmanager keeps connections up to 90 s, and one closed
+        # under a request it is sending makes it wait for its retry.
+        timeout_keep_alive=75, timeout_graceful_shutdown=_SHUTDOWN_GRACE,
+    )
+    return _Server(config)
+
+
+def shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on the intake port that the other intake processes share: the
+    kernel spreads connections over them (SO_REUSEPORT)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
 
 
 async def run_intake_process(options: ProcessOptions) -> int:
@@ -213,16 +238,19 @@ async def run_intake_process(options: ProcessOptions) -> int:
     except (ConfigErrors, OSError, ValueError) as exc:
         log.error("intake_process.startup_failed", error=str(exc))
         return 1
-    runner = web.AppRunner(build_intake_app(process), access_log=None,
-                           shutdown_timeout=_SHUTDOWN_DEADLINE / 2)
-    await runner.setup()
     host, port = split_listen(process.settings.intake.listen)
     try:
-        await web.TCPSite(runner, host, port, backlog=1024, reuse_port=True).start()
+        sock = shared_socket(host, port)
     except OSError as exc:
         log.error("intake_process.startup_failed", error=f"listen: {exc}")
-        await runner.cleanup()
         return 1
+    server = intake_server(process)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        if serving.done():  # it never does before it has started, save by a bug
+            log.error("intake_process.startup_failed", error=repr(serving.exception()))
+            return 1
+        await asyncio.sleep(0.005)
     process.accepting = True
     process.tell_listening()
     log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")
@@ -230,7 +258,8 @@ async def run_intake_process(options: ProcessOptions) -> int:
 
     # Answer 503 from here; requests already inside finish, and their entries commit.
     process.accepting = False
-    await runner.cleanup()
+    server.should_exit = True
+    await serving
     process.write_counters()
     await process.journal.close()
     log.info("intake_process.stopped", index=options.index)

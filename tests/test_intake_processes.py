@@ -8,6 +8,7 @@ intake process would; the HTTP tests run `pagerd run` with real intake processes
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import sqlite3
@@ -26,6 +27,12 @@ from pagerd.daemon.intake_counters import (
     counters_file,
     counters_text,
     write_counters,
+)
+from pagerd.daemon.intake_process import (
+    IntakeProcess,
+    ProcessOptions,
+    intake_server,
+    shared_socket,
 )
 from pagerd.daemon.metrics import Metrics
 from pagerd.errors import ConfigErrors
@@ -465,3 +472,112 @@ async def test_intake_processes_over_http(tmp_path: Path) -> None:
     stored = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
     conn.close()
     assert stored == 11
+
+
+AZURE = """
+  azure:
+    type: azure
+    token: az-token-for-tests
+"""
+
+
+async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> None:
+    """The intake process's HTTP server, in this loop on loopback: what it journals and what
+    it refuses, with the daemon's statuses and JSON errors."""
+    text = config_text("http://127.0.0.1:9/hook").replace(
+        "server:\n", "server:\n  max_body_bytes: 2000\n").replace(
+        "integrations:\n", "integrations:" + AZURE)
+    copy = tmp_path / "config.json"
+    copy.write_text(orjson.dumps({"file": str(tmp_path / "pagerd.yml"), "text": text}).decode())
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    process = IntakeProcess(ProcessOptions(copy, tmp_path, 0, write_end))
+    process.load_config()
+    port = free_port()
+    server = intake_server(process)
+    serving = asyncio.create_task(server.serve(sockets=[shared_socket("127.0.0.1", port)]))
+
+    async def started() -> None:
+        assert server.started
+
+    await until(started, within=5)
+    base = f"http://127.0.0.1:{port}"
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/-/ready") as response:
+                assert response.status == 503  # not accepting yet
+            process.accepting = True
+            async with session.get(f"{base}/-/ready") as response:
+                assert (response.status, await response.text()) == (200, "OK\n")
+
+            body = am_payload(am_alert(alertname="Disk", instance="a"))
+            async with session.post(f"{base}/api/v1/alertmanager", json=body,
+                                    headers=good) as response:
+                assert (response.status, await response.json()) == (
+                    200, {"status": "success", "alerts": 1})
+            # Chunked, and the token as basic auth, as Alertmanager's http_config sends it.
+            chunks = [orjson.dumps(body)[:10], orjson.dumps(body)[10:]]
+
+            async def chunked() -> Any:
+                for chunk in chunks:
+                    yield chunk
+
+            basic = base64.b64encode(f"alertmanager:{TOKEN}".encode()).decode()
+            async with session.post(f"{base}/api/v1/alertmanager", data=chunked(), headers={
+                    "Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+                    ) as response:
+                assert response.status == 200, await response.text()
+
+            async def refused(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+                async with session.request(method, base + path, **kwargs) as response:
+                    assert response.content_type == "application/json"
+                    return response.status, (await response.json()).get("field")
+
+            big = {**body, "commonAnnotations": {"x": "y" * 3000}}
+            assert await refused("POST", "/api/v1/alertmanager", json=big, headers=good) == (
+                413, "body")
+
+            async def big_chunked() -> Any:
+                for _ in range(3):
+                    yield b" " * 1000
+
+            assert await refused("POST", "/api/v1/alertmanager", data=big_chunked(),
+                                 headers={**good, "Content-Type": "application/json"}) == (
+                413, "body")
+            assert await refused("POST", "/api/v1/alertmanager", data=b"{}",
+                                 headers=good) == (415, "Content-Type")
+            assert await refused("POST", "/api/v1/alertmanager", data=b"{",
+                                 headers={**good, "Content-Type": "application/json"}) == (
+                400, "body")
+            assert await refused("POST", "/api/v1/alertmanager", json=body) == (
+                401, "Authorization")
+            assert await refused("POST", "/api/v1/alertmanager/nosuch", json=body,
+                                 headers=good) == (404, "integration")
+            assert await refused("GET", "/api/v1/alertmanager", headers=good) == (405, "method")
+            assert await refused("POST", "/api/v2/alerts", json=body, headers=good) == (
+                404, "path")
+            # Azure action groups can carry the token only in the URL.
+            assert await refused("POST", "/api/v1/azure?token=wrong", json={}) == (
+                401, "Authorization")
+            async with session.post(f"{base}/api/v1/azure?token=az-token-for-tests",
+                                    json={"schemaId": "nonsense"}) as response:
+                assert response.status == 200, await response.text()
+
+            process.accepting = False
+            status, _ = await refused("POST", "/api/v1/alertmanager", json=body, headers=good)
+            assert status == 503
+    finally:
+        server.should_exit = True
+        await serving
+        await process.journal.close()
+        os.close(read_end)
+        os.close(write_end)
+
+    reader = JournalReader(tmp_path / "intake" / "journal-0.db")
+    try:
+        entries, _ = reader.read_after(0, 100)
+    finally:
+        reader.close()
+    assert [(entry.kind, entry.integration) for entry in entries] == [
+        ("alertmanager", "alertmanager")] * 2 + [("azure", "azure")]
