@@ -50,9 +50,13 @@ class AsgiIntakeRequest:
         self.integration = integration
         self.headers: CIMultiDict[str] = CIMultiDict(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in scope["headers"])
-        self.query: MultiDict[str] = MultiDict(
-            parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        self._query_string: bytes = scope["query_string"]
         self._receive = receive
+
+    @property
+    def query(self) -> MultiDict[str]:
+        # Parsed only when asked: only Azure's tokens ride in the query string.
+        return MultiDict(parse_qsl(self._query_string.decode("latin-1"), keep_blank_values=True))
 
     async def body(self, limit: int) -> bytes:
         content_type = self.headers.get("Content-Type", "").partition(";")[0]

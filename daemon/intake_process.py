@@ -83,6 +83,7 @@ class IntakeProcess:
         self._run = f"{os.getpid()}-{time.time():.6f}"
         self._parent = os.getppid()
         self._closing: set[asyncio.Future[None]] = set()
+        self._poke_due = False
 
     def load_config(self) -> None:
         """Take the config the daemon accepted, and the integrations' tokens; raises
@@ -120,17 +121,25 @@ class IntakeProcess:
             log.warning("intake.unavailable", integration=admitted.integration, error=str(exc))
             return unavailable_reply(self, "store")
         self._backlog += alerts
-        self._poke()
+        self._poke_soon()
         return json_reply({"status": "success", "alerts": alerts})
 
     def is_ready(self) -> bool:
         """GET /-/ready: accepting."""
         return self.accepting
 
-    def _poke(self, what: bytes = POKE) -> None:
+    def _poke_soon(self) -> None:
+        # Once per turn of the loop: the requests of one journal commit resume together, and
+        # one poke tells of them all (a write, and a wake-up of the daemon, each saved).
+        if not self._poke_due:
+            self._poke_due = True
+            asyncio.get_running_loop().call_soon(self._poke)
+
+    def _poke(self) -> None:
+        self._poke_due = False
         # One byte says "there is more to read"; a full pipe already says so.
         try:
-            os.write(self.options.notify_fd, what)
+            os.write(self.options.notify_fd, POKE)
         except BlockingIOError:
             pass
         except OSError as exc:
@@ -196,7 +205,7 @@ def intake_server(process: IntakeProcess) -> uvicorn.Server:
     """uvicorn serving the intake application, on the loop already running (uvloop)."""
     config = uvicorn.Config(
         IntakeApp(process), loop="none", http="httptools", lifespan="off", access_log=False,
-        log_config=None, log_level="warning", server_header=False,
+        log_config=None, log_level="warning", server_header=False, proxy_headers=False,
         # As aiohttp's default: Alertmanager keeps connections up to 90 s, and one closed
         # under a request it is sending makes it wait for its retry.
         timeout_keep_alive=75, timeout_graceful_shutdown=_SHUTDOWN_GRACE,

@@ -75,6 +75,7 @@ class GroupCommitWriter:
         self._pending: deque[tuple[Operation, asyncio.Future[Any]]] = deque()
         self._wakeup = threading.Condition()
         self._closing = False
+        self._wake_due = False
         self._thread = threading.Thread(target=self._run, name="pagerd-writer", daemon=True)
 
     def start(self) -> None:
@@ -95,8 +96,17 @@ class GroupCommitWriter:
             if len(self._pending) >= self._max_pending:
                 raise StoreUnavailable("store is overloaded")
             self._pending.append((op, future))
-            self._wakeup.notify()
+            # The thread is woken once per turn of the event loop, not once per operation:
+            # what one turn submits shares a commit, and the wake-up is paid once.
+            if not self._wake_due:
+                self._wake_due = True
+                asyncio.get_running_loop().call_soon(self._wake)
         return future
+
+    def _wake(self) -> None:
+        with self._wakeup:
+            self._wake_due = False
+            self._wakeup.notify()
 
     def close(self, timeout: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""
