@@ -19,18 +19,17 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
-import uvicorn
 import uvloop
 
-from pagerd.daemon.intake_asgi import IntakeApp
 from pagerd.daemon.intake_counters import counters_file, counters_text, write_counters
 from pagerd.daemon.intake_gate import IntakeRequest, admit, verifiers_for
+from pagerd.daemon.intake_http import IntakeHttpServer
+from pagerd.daemon.intake_routes import IntakeRoutes
 from pagerd.daemon.intake_workers import LISTENING, POKE
 from pagerd.daemon.logging import configure as configure_logging
 from pagerd.daemon.metrics import Metrics
@@ -193,24 +192,11 @@ class IntakeProcess:
                 await asyncio.wait_for(stop.wait(), _CHECK_EVERY)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn, minus its signal handlers: this process handles its own (SIGHUP reloads)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def intake_server(process: IntakeProcess) -> uvicorn.Server:
-    """uvicorn serving the intake application, on the loop already running (uvloop)."""
-    config = uvicorn.Config(
-        IntakeApp(process), loop="none", http="httptools", lifespan="off", access_log=False,
-        log_config=None, log_level="warning", server_header=False, proxy_headers=False,
-        # As aiohttp's default: Alertmanager keeps connections up to 90 s, and one closed
-        # under a request it is sending makes it wait for its retry.
-        timeout_keep_alive=75, timeout_graceful_shutdown=_SHUTDOWN_GRACE,
-    )
-    return _Server(config)
+def intake_server(process: IntakeProcess) -> IntakeHttpServer:
+    """The HTTP server of the intake endpoints."""
+    # The body limit is the gate's too: a larger body is refused before it is all read.
+    return IntakeHttpServer(IntakeRoutes(process),
+                            body_limit=process.settings.max_body_bytes)
 
 
 def shared_socket(host: str, port: int) -> socket.socket:
@@ -254,12 +240,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
         log.error("intake_process.startup_failed", error=f"listen: {exc}")
         return 1
     server = intake_server(process)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if serving.done():  # it never does before it has started, save by a bug
-            log.error("intake_process.startup_failed", error=repr(serving.exception()))
-            return 1
-        await asyncio.sleep(0.005)
+    await server.start(sock)
     process.accepting = True
     process.tell_listening()
     log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")
@@ -267,8 +248,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
 
     # Answer 503 from here; requests already inside finish, and their entries commit.
     process.accepting = False
-    server.should_exit = True
-    await serving
+    await server.stop(_SHUTDOWN_GRACE)
     process.write_counters()
     await process.journal.close()
     log.info("intake_process.stopped", index=options.index)

@@ -482,8 +482,8 @@ AZURE = """
 
 
 async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> None:
-    """The intake process's HTTP server, in this loop on loopback: what it journals and what
-    it refuses, with the daemon's statuses and JSON errors."""
+    """An intake process's HTTP server and routes, in this loop on loopback: what it
+    journals and what it refuses, with the daemon's statuses and JSON errors."""
     text = config_text("http://127.0.0.1:9/hook").replace(
         "server:\n", "server:\n  max_body_bytes: 2000\n").replace(
         "integrations:\n", "integrations:" + AZURE)
@@ -495,12 +495,7 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
     process.load_config()
     port = free_port()
     server = intake_server(process)
-    serving = asyncio.create_task(server.serve(sockets=[shared_socket("127.0.0.1", port)]))
-
-    async def started() -> None:
-        assert server.started
-
-    await until(started, within=5)
+    await server.start(shared_socket("127.0.0.1", port))
     base = f"http://127.0.0.1:{port}"
     good = {"Authorization": f"Bearer {TOKEN}"}
     try:
@@ -568,8 +563,7 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
             status, _ = await refused("POST", "/api/v1/alertmanager", json=body, headers=good)
             assert status == 503
     finally:
-        server.should_exit = True
-        await serving
+        await server.stop(1)
         await process.journal.close()
         os.close(read_end)
         os.close(write_end)
