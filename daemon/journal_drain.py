@@ -126,9 +126,14 @@ class JournalDrain:
         applied = await self._ingest(items, cursors)
         self._cursors = cursors
 
-        intake = self._intake()
+        # Counted and logged per integration and pass, not per request: a pass of one-alert
+        # requests holds a thousand of them.
+        by_integration: dict[str, IngestResult] = {}
         for batch, result in applied:
-            intake.record(result, batch.integration)
+            by_integration.setdefault(batch.integration, IngestResult()).add(result)
+        intake = self._intake()
+        for integration, result in by_integration.items():
+            intake.record(result, integration)
         if any(r.opened or r.resolved or r.outcomes.keys() - {"duplicate"}
                for _, r in applied):
             self._changed()

@@ -80,6 +80,13 @@ class IngestResult:
         """Count one alert's outcome (new, updated, resolved, duplicate)."""
         self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
+    def add(self, other: IngestResult) -> None:
+        """Take in what another batch changed."""
+        for outcome, count in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+        self.opened += other.opened
+        self.resolved += other.resolved
+
 
 @dataclass(slots=True)
 class Timer:

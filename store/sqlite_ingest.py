@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from pagerd.models import Alert, AlertStatus, IncidentState
@@ -25,8 +27,16 @@ from pagerd.store.sqlite_rows import (
 )
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    return _spell(value, value.utcoffset()) if value is not None else None
+
+
+@lru_cache(maxsize=4096)
+def _spell(value: datetime, offset: timedelta | None) -> str:
+    # Remembered: a storm's alerts share a few start times, and spelling one costs more
+    # than looking it up (three times per alert). The offset is part of the key because
+    # equal instants in other zones are equal datetimes, spelled differently.
+    return value.isoformat()
 
 
 _ALERT_INSERT = (
