@@ -5,8 +5,9 @@ An intake process does little per request (the gate, a journal entry, a 2xx), so
 layer around it is most of its cost. Measured on the bench machine, one core, small JSON
 POSTs: aiohttp's application 64 us a request, uvicorn with a bare ASGI app 34 us, this 9 us.
 It serves only what the intake port needs: requests with a length or chunked bodies,
-keep-alive and pipelining, `Expect: 100-continue`, limits on the head and the body, an idle
-timeout and a graceful stop. Anything else it refuses and closes.
+keep-alive and pipelining, `Expect: 100-continue`, limits on the head, the body, the queue of
+pipelined requests and the time a request may take, an idle timeout and a graceful stop.
+Anything else it refuses and closes.
 """
 
 from __future__ import annotations
@@ -31,8 +32,18 @@ log = structlog.get_logger("pagerd.intake_http")
 
 # As aiohttp's limits: a request line and its headers within this many bytes.
 HEAD_LIMIT = 64 * 1024
-# Requests a connection may queue (pipelined) before it stops reading.
+# Pipelined requests a connection may hold unanswered before it stops parsing more.
 _QUEUE_LIMIT = 8
+# Bytes handed to the parser at a time, so a full queue stops it within one slice.
+_SLICE = 8 * 1024
+# A request begun must have come whole within this long (a trickle holds a connection).
+REQUEST_TIMEOUT = 30.0
+# After a refusal, what the client still sends is read and dropped for this long (up to
+# _LINGER_BYTES), so the refusal reaches it rather than a reset.
+_LINGER = 2.0
+_LINGER_BYTES = 1024 * 1024
+# A connection closed with answers the client does not read is cut off after this long.
+CLOSE_DEADLINE = 5.0
 
 
 @dataclass
@@ -43,6 +54,7 @@ class HttpRequest:
     target: bytes
     headers: CIMultiDict[str]
     body: bytes = b""
+    version: str = "1.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +92,16 @@ class IntakeHttpServer:
     """Serves `handler` on listening sockets until stopped."""
 
     def __init__(self, handler: Handler, *, body_limit: int, keep_alive: float = 75.0,
-                 ) -> None:
+                 request_timeout: float = REQUEST_TIMEOUT,
+                 close_deadline: float = CLOSE_DEADLINE) -> None:
         self.handler = handler
         self.body_limit = body_limit
         self.keep_alive = keep_alive
+        self.request_timeout = request_timeout
+        self.close_deadline = close_deadline
         self.date = _Date()
         self.connections: set[_Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # answering, one per busy connection
         self._all_closed = asyncio.Event()
         self._servers: list[asyncio.base_events.Server] = []
 
@@ -94,13 +110,17 @@ class IntakeHttpServer:
         loop = asyncio.get_running_loop()
         self._servers.append(await loop.create_server(lambda: _Connection(self), sock=sock))
 
-    def all_closed(self) -> None:
-        """The last connection has closed."""
-        self._all_closed.set()
+    def forget(self, connection: _Connection) -> None:
+        """A connection has closed."""
+        self.connections.discard(connection)
+        if not self.connections:
+            self._all_closed.set()
 
     async def stop(self, grace: float) -> None:
-        """Stop accepting; close idle connections now and busy ones once they answer; after
-        `grace` seconds, close what is left."""
+        """Stop accepting; close idle connections now and busy ones once they have answered
+        what they hold; after `grace` seconds, cut off what is left. Handlers whose clients
+        left still run to their end, within the same grace."""
+        deadline = time.monotonic() + grace
         for server in self._servers:
             server.close()
         for connection in list(self.connections):
@@ -111,6 +131,8 @@ class IntakeHttpServer:
                 await asyncio.wait_for(self._all_closed.wait(), grace)
         for connection in list(self.connections):
             connection.abort()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
         for server in self._servers:
             await server.wait_closed()
 
@@ -123,19 +145,26 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.queue: deque[tuple[HttpRequest | HttpReply, bool]] = deque()
+        self.queued_bytes = 0
+        self.unparsed: bytes | None = None  # held back while the queue is full
         self.serving: asyncio.Task[None] | None = None
-        self.closing = False  # answer what is queued, then close
-        self.reading = True
-        self.writable = True
+        self.stopping = False  # the server stops: answer what is held, then close
         self.refused = False  # a refusal is queued: nothing more is parsed
+        self.reading = True
+        self.drained: asyncio.Future[None] | None = None  # set while the client reads nothing
         self.idle_timer: asyncio.TimerHandle | None = None
+        self.request_timer: asyncio.TimerHandle | None = None
+        self.close_timer: asyncio.TimerHandle | None = None
         self.active_at = 0.0
-        # The request being parsed; None while discarding one already refused.
+        # The request being parsed; None between requests and once one is refused.
         self.request: HttpRequest | None = None
+        self.in_head = True
+        self.head_bytes = 0  # read since the head began, by slice: a line not yet ended counts
+        self.head_size = 0  # the request line's target and the headers, exactly
         self.url = bytearray()
-        self.head = 0
         self.chunks: list[bytes] = []
         self.size = 0
+        self.lingering = -1  # bytes dropped since a refusal was sent; -1 when not lingering
 
     # asyncio.Protocol
 
@@ -146,31 +175,72 @@ class _Connection(asyncio.Protocol):
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
-        if not self.server.connections:
-            self.server.all_closed()
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
+        self.server.forget(self)
+        for timer in (self.idle_timer, self.request_timer, self.close_timer):
+            if timer is not None:
+                timer.cancel()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
         # A request being answered finishes (its journal entry and poke); its answer is
         # not written.
 
     def data_received(self, data: bytes) -> None:
         self.active_at = asyncio.get_running_loop().time()
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._refuse(_json_error(400, "protocol upgrades are not served", "Upgrade"))
-        except httptools.HttpParserError as exc:
-            self._refuse(_json_error(400, f"malformed HTTP: {_plain(exc)}", "request"))
+        if self.lingering >= 0:
+            self.lingering += len(data)
+            if self.lingering > _LINGER_BYTES:
+                self.abort()
+        elif self.unparsed is not None:
+            self.unparsed += data  # what arrived before reading paused
+        elif not self.refused:
+            self._feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # the client is done sending: close once the answers are written
 
     def pause_writing(self) -> None:
-        # The client does not read its answers: stop taking requests from it until it does.
-        self.writable = False
+        # The client does not read its answers: take no more requests from it until it does.
+        loop = asyncio.get_running_loop()
+        self.drained = loop.create_future()
         self._pause()
 
     def resume_writing(self) -> None:
-        self.writable = True
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+        self.drained = None
         self._resume()
+
+    # Parsing
+
+    def _feed(self, data: bytes) -> None:
+        for start in range(0, len(data), _SLICE):
+            if self.refused:
+                return
+            if self._full():
+                self.unparsed = data[start:]
+                self._pause()
+                return
+            piece = data[start:start + _SLICE]
+            if self.in_head:
+                self.head_bytes += len(piece)
+            try:
+                self.parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                self._refuse(_json_error(400, "protocol upgrades are not served", "Upgrade"))
+            except httptools.HttpParserError as exc:
+                self._refuse(_json_error(400, f"malformed HTTP: {_plain(exc)}", "request"))
+            # Counted as it arrives too: the parser tells of a header only once its line ends.
+            if self.in_head and self.head_bytes > HEAD_LIMIT:
+                self._refuse(_json_error(431, f"request head larger than {HEAD_LIMIT} bytes",
+                                         "headers"))
+        if self.request is not None and self.request_timer is None and not self.refused:
+            # A request left incomplete by this read: it has this long to come whole.
+            loop = asyncio.get_running_loop()
+            self.request_timer = loop.call_later(self.server.request_timeout, self._too_slow)
+
+    def _full(self) -> bool:
+        return len(self.queue) >= _QUEUE_LIMIT or (
+            bool(self.queue) and self.queued_bytes >= self.server.body_limit)
 
     # httptools callbacks: they raise nothing, so the parser's state stays its own.
 
@@ -178,34 +248,45 @@ class _Connection(asyncio.Protocol):
         if self.refused:
             return
         self.request = HttpRequest("", b"", CIMultiDict())
+        self.head_size = 0
         self.url.clear()
-        self.head = 0
         self.chunks = []
         self.size = 0
 
     def on_url(self, url: bytes) -> None:
-        self.url += url
-        self._count_head(len(url))
+        if self.request is not None:
+            self.url += url
+            self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.request is not None:
+        if self.request is not None and self.in_head:  # not a chunked body's trailers
             self.request.headers.add(name.decode("latin-1"), value.decode("latin-1"))
-        self._count_head(len(name) + len(value))
+            self.head_size += len(name) + len(value)
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
         request = self.request
         if request is None:
+            return
+        if self.head_size > HEAD_LIMIT:
+            self._refuse(_json_error(431, f"request head larger than {HEAD_LIMIT} bytes",
+                                     "headers"))
             return
         if self.parser.should_upgrade():
             self._refuse(_json_error(400, "protocol upgrades are not served", "Upgrade"))
             return
         request.method = self.parser.get_method().decode("ascii", "replace")
         request.target = bytes(self.url)
+        request.version = self.parser.get_http_version()
         length = request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.server.body_limit:
             self._too_large()
             return
-        if request.headers.get("Expect", "").lower() == "100-continue" and self.transport:
+        # Only when nothing is being answered, or the 100 would land inside another answer.
+        if (request.headers.get("Expect", "").lower() == "100-continue"
+                and request.version != "1.0" and not self.queue and self.serving is None
+                and self.transport is not None):
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -218,21 +299,27 @@ class _Connection(asyncio.Protocol):
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        self.in_head = True
+        self.head_bytes = 0
+        if self.request_timer is not None:
+            self.request_timer.cancel()
+            self.request_timer = None
         request = self.request
         if request is None:
             return
         self.request = None
         request.body = b"".join(self.chunks)
         self.chunks = []
+        self.queued_bytes += len(request.body)
         self._enqueue(request, self.parser.should_keep_alive())
 
     # Answering
 
     def close_when_idle(self) -> None:
-        """Close after the requests already queued are answered (now, if there are none)."""
-        self.closing = True
-        if self.serving is None and self.request is None and self.transport is not None:
-            self.transport.close()
+        """Close once the requests held are answered (now, if there are none)."""
+        self.stopping = True
+        if self.serving is None and self.request is None and not self.queue:
+            self._close()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -240,41 +327,72 @@ class _Connection(asyncio.Protocol):
 
     def _enqueue(self, item: HttpRequest | HttpReply, keep_alive: bool) -> None:
         self.queue.append((item, keep_alive))
-        if len(self.queue) >= _QUEUE_LIMIT:
-            self._pause()
         if self.serving is None:
             self.serving = asyncio.get_running_loop().create_task(self._serve())
+            self.server.tasks.add(self.serving)
+            self.serving.add_done_callback(self.server.tasks.discard)
 
     async def _serve(self) -> None:
-        while self.queue and self.transport is not None and not self.transport.is_closing():
+        try:
+            await self._answer_queued()
+        except asyncio.CancelledError:
+            self.abort()
+            raise
+        except Exception:
+            # A bug here must not leave the connection stuck with nobody answering.
+            log.exception("intake_http.connection_failed")
+            self.abort()
+        finally:
+            self.serving = None
+            self.active_at = asyncio.get_running_loop().time()
+        if self.stopping and self.request is None and not self.queue:
+            self._close()
+
+    async def _answer_queued(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        while self.queue and not transport.is_closing():
             item, keep_alive = self.queue.popleft()
             head_only = False
+            version = "1.1"
             if isinstance(item, HttpReply):
                 reply = item
             else:
-                head_only = item.method == "HEAD"
-                try:
-                    reply = await self.server.handler(item)
-                except Exception:
-                    # pagerd's own trouble: 503, which senders retry (never a 4xx).
-                    log.exception("intake_http.handler_failed")
-                    reply = _json_error(503, "pagerd is unavailable: internal error", "")
-                    reply.headers.append(("Retry-After", "5"))
-                if self.transport.is_closing():
-                    break  # the client left meanwhile
-            keep_alive = keep_alive and not self.closing
-            self._write(reply, keep_alive, head_only)
+                self.queued_bytes -= len(item.body)
+                head_only, version = item.method == "HEAD", item.version
+                reply = await self._handle(item)
+                if transport.is_closing():
+                    return  # the client left meanwhile
+            last = not self.queue and self.request is None
+            keep_alive = keep_alive and not (self.stopping and last)
+            if self.drained is not None:
+                await self.drained  # the client reads its earlier answers first
+                if transport.is_closing():
+                    return
+            self._write(reply, keep_alive, head_only, version)
             if not keep_alive:
-                self.transport.close()
-                break
-            if len(self.queue) < _QUEUE_LIMIT:
-                self._resume()
-        self.serving = None
-        self.active_at = asyncio.get_running_loop().time()
-        if self.closing and self.request is None and self.transport is not None:
-            self.transport.close()
+                if isinstance(item, HttpReply):
+                    self._linger()
+                else:
+                    self._close()
+                return
+            if self.unparsed is not None and not self._full():
+                held, self.unparsed = self.unparsed, None
+                self._feed(held)
+            self._resume()
 
-    def _write(self, reply: HttpReply, keep_alive: bool, head_only: bool) -> None:
+    async def _handle(self, request: HttpRequest) -> HttpReply:
+        try:
+            return await self.server.handler(request)
+        except Exception:
+            # pagerd's own trouble: 503, which senders retry (never a 4xx).
+            log.exception("intake_http.handler_failed")
+            reply = _json_error(503, "pagerd is unavailable: internal error", "")
+            reply.headers.append(("Retry-After", "5"))
+            return reply
+
+    def _write(self, reply: HttpReply, keep_alive: bool, head_only: bool, version: str
+               ) -> None:
         assert self.transport is not None
         status = HTTPStatus(reply.status)
         head = [b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode()),
@@ -285,29 +403,58 @@ class _Connection(asyncio.Protocol):
                  for name, value in reply.headers]
         if not keep_alive:
             head.append(b"Connection: close\r\n")
+        elif version == "1.0":
+            head.append(b"Connection: keep-alive\r\n")  # 1.0 closes unless told otherwise
         head.append(b"\r\n")
         if not head_only:  # a HEAD answer has the length of the body it does not carry
             head.append(reply.body)
         self.transport.write(b"".join(head))  # one write: one segment, one wake-up
 
     def _refuse(self, reply: HttpReply) -> None:
-        """Answer `reply` in turn, then close: the rest of what this client sent is not
-        read."""
+        """Answer the requests before this one, then `reply`, then close: nothing more
+        this client sends is parsed."""
         self.request = None
-        self._pause()
+        if self.request_timer is not None:
+            self.request_timer.cancel()
+            self.request_timer = None
         if not self.refused:
-            self.refused = self.closing = True
+            self.refused = True
+            self._pause()
             self._enqueue(reply, False)
 
     def _too_large(self) -> None:
         limit = self.server.body_limit
         self._refuse(_json_error(413, f"larger than {limit} bytes", "body"))
 
-    def _count_head(self, size: int) -> None:
-        self.head += size
-        if self.head > HEAD_LIMIT and self.request is not None:
-            self._refuse(_json_error(431, f"request head larger than {HEAD_LIMIT} bytes",
-                                     "headers"))
+    def _too_slow(self) -> None:
+        self.request_timer = None
+        if self.request is not None:
+            timeout = self.server.request_timeout
+            self._refuse(_json_error(408, f"request not whole within {timeout:g} s",
+                                     "request"))
+
+    def _linger(self) -> None:
+        """Close after a refusal, reading and dropping what the client still sends for a
+        while: closing with unread bytes would reset the connection, and the refusal with
+        it."""
+        assert self.transport is not None
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.lingering = 0
+        self.reading = True
+        self.transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        self.close_timer = loop.call_later(_LINGER, self._close)
+
+    def _close(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.close()
+        # close() waits for the answers to be written; a client that reads none is cut off.
+        loop = asyncio.get_running_loop()
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+        self.close_timer = loop.call_later(self.server.close_deadline, self.abort)
 
     def _pause(self) -> None:
         if self.reading and self.transport is not None:
@@ -315,8 +462,8 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _resume(self) -> None:
-        if (not self.reading and self.writable and not self.closing
-                and self.transport is not None):
+        if (not self.reading and self.drained is None and not self.refused
+                and self.unparsed is None and not self._full() and self.transport is not None):
             self.reading = True
             self.transport.resume_reading()
 
@@ -327,14 +474,16 @@ class _Connection(asyncio.Protocol):
 
     def _idle(self) -> None:
         # One timer per keep-alive period, not one per request: it looks at the last activity.
+        self.idle_timer = None
         quiet = asyncio.get_running_loop().time() - self.active_at
-        if self.serving is not None or quiet < self.server.keep_alive:
-            self._arm_idle(self.server.keep_alive - quiet if self.serving is None else None)
-        elif self.transport is not None:
-            self.idle_timer = None
-            self.transport.close()
+        if self.serving is not None and self.drained is None:
+            self._arm_idle()  # answering: not idle
+        elif quiet < self.server.keep_alive:
+            self._arm_idle(self.server.keep_alive - quiet)
+        else:
+            self._close()
 
 
 def _plain(exc: Exception) -> str:
-    # httptools' messages are safe to echo, but keep them JSON-string safe and short.
-    return "".join(c for c in str(exc) if c.isprintable() and c not in '"\\')[:80]
+    # httptools' messages are safe to echo, but keep them short and printable.
+    return "".join(c for c in str(exc) if c.isprintable())[:80]

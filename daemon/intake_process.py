@@ -107,7 +107,7 @@ class IntakeProcess:
     async def intake(self, request: IntakeRequest) -> Reply:
         """POST /api/v1/{alertmanager|azure}[/{integration}], as the daemon serves it."""
         limit = self.settings.intake.backlog
-        # Refused once authenticated, before the body is read: the daemon, behind already,
+        # Refused once authenticated, before the body is parsed: the daemon, behind already,
         # needs the CPU more than a 400 would.
         admitted = await admit(self, request, busy=lambda: self._backlog >= limit)
         if isinstance(admitted, Reply):

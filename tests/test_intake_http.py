@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 
 import orjson
@@ -147,6 +148,66 @@ async def test_malformed_requests_get_a_json_4xx_and_a_close(
         assert handler.seen == []
 
 
+async def test_a_header_that_never_ends_is_refused_at_the_head_limit() -> None:
+    async with serving(Echo()) as (_, port):
+        reader, writer = await connect(port)
+        writer.write(b"POST /x HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        for _ in range(HEAD_LIMIT // 4096 + 4):
+            writer.write(b"a" * 4096)
+        status, _, body = await response(reader)
+        assert (status, orjson.loads(body)["field"]) == (431, "headers")
+
+
+async def test_requests_before_a_refused_one_are_answered_first() -> None:
+    handler = Echo()
+    async with serving(handler) as (_, port):
+        reader, writer = await connect(port)
+        writer.write(post("/a", b"1") + post("/b", b"2")
+                     + b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        assert [(await response(reader))[0] for _ in range(3)] == [200, 200, 413]
+        assert await closed(reader)
+        assert [r.target for r in handler.seen] == [b"/a", b"/b"]
+
+
+async def test_a_refusal_reaches_a_client_still_sending_its_body() -> None:
+    """The rest of an oversized body is read and dropped for a while, so the client gets
+    its 413 rather than a reset (which senders retry)."""
+    async with serving(Echo()) as (_, port):
+        reader, writer = await connect(port)
+        writer.write(b"POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")
+        writer.write(b"x" * 300_000)
+        status, _, _ = await response(reader)
+        assert status == 413
+        assert await closed(reader)
+
+
+async def test_a_request_that_trickles_in_is_cut_at_the_request_timeout() -> None:
+    async with serving(Echo(), request_timeout=0.3) as (_, port):
+        reader, writer = await connect(port)
+        writer.write(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12")
+        for _ in range(4):  # a byte now and then keeps it from being idle, not from this
+            await asyncio.sleep(0.1)
+            writer.write(b"3")
+        status, _, body = await response(reader)
+        assert (status, orjson.loads(body)["field"]) == (408, "request")
+        assert await closed(reader)
+
+
+async def test_a_client_that_reads_no_answers_is_cut_off() -> None:
+    async with serving(Echo(), keep_alive=0.2, close_deadline=0.2) as (server, port):
+        _, writer = await connect(port)
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        for _ in range(200):  # far more answers than the socket buffers hold
+            writer.write(b"".join(post(f"/{n}", b"z" * 50) for n in range(50)))
+            await asyncio.sleep(0)
+        for _ in range(100):
+            if not server.connections:
+                break
+            await asyncio.sleep(0.05)
+        assert server.connections == set()
+        writer.close()
+
+
 async def test_connection_close_and_http_1_0_are_honoured() -> None:
     async with serving(Echo()) as (_, port):
         reader, writer = await connect(port)
@@ -156,6 +217,13 @@ async def test_connection_close_and_http_1_0_are_honoured() -> None:
 
         reader, writer = await connect(port)
         writer.write(b"GET /old HTTP/1.0\r\n\r\n")
+        assert (await response(reader))[0] == 200
+        assert await closed(reader)
+
+        reader, writer = await connect(port)
+        writer.write(b"GET /kept HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        assert (await response(reader))[1]["connection"] == "keep-alive"
+        writer.write(b"GET /again HTTP/1.0\r\n\r\n")
         assert (await response(reader))[0] == 200
         assert await closed(reader)
 
@@ -213,15 +281,18 @@ async def test_stop_finishes_what_is_inside_and_closes_the_rest() -> None:
 
 
 async def test_a_client_that_leaves_does_not_cut_its_request_short() -> None:
-    """The handler runs to its end (an intake request's journal entry and poke)."""
+    """Its handler runs to its end (an intake request's journal entry and poke), and a stop
+    waits for it."""
     handler = Echo()
     handler.hold = asyncio.Event()
-    async with serving(handler) as (_, port):
+    async with serving(handler) as (server, port):
         _, writer = await connect(port)
         writer.write(post("/gone", b""))
         await asyncio.wait_for(handler.arrived.wait(), 5)
         writer.close()
-        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(server.stop(5))
+        await asyncio.sleep(0.1)
+        assert not stopping.done()
         handler.hold.set()
-        await asyncio.sleep(0.05)
-        assert handler.finished == 1
+        await asyncio.wait_for(stopping, 5)
+        assert handler.finished == 1 and server.tasks == set()
