@@ -69,6 +69,9 @@ class HttpReply:
 
 Handler = Callable[[HttpRequest], Awaitable[HttpReply]]
 
+_STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+                 for status in HTTPStatus}
+
 
 def _json_error(status: int, message: str, name: str) -> HttpReply:
     return HttpReply(status, b"application/json", orjson.dumps({"error": message, "field": name}))
@@ -394,9 +397,7 @@ class _Connection(asyncio.Protocol):
     def _write(self, reply: HttpReply, keep_alive: bool, head_only: bool, version: str
                ) -> None:
         assert self.transport is not None
-        status = HTTPStatus(reply.status)
-        head = [b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode()),
-                b"Date: %s\r\n" % self.server.date(),
+        head = [_STATUS_LINES[reply.status], b"Date: %s\r\n" % self.server.date(),
                 b"Content-Type: %s\r\nContent-Length: %d\r\n" % (reply.content_type,
                                                                   len(reply.body))]
         head += [b"%s: %s\r\n" % (name.encode("latin-1"), value.encode("latin-1"))
