@@ -66,7 +66,7 @@ class IntakeRoutes:
         except httptools.HttpParserInvalidURLError:
             return _reply(json_reply({"error": "malformed request target", "field": "path"},
                                      400))
-        path = unquote(url.path.decode("latin-1"))
+        path = unquote((url.path or b"/").decode("latin-1"))
         intake = _INTAKE_PATH.fullmatch(path)
         if intake is not None:
             if request.method != "POST":

@@ -93,6 +93,24 @@ async def test_keep_alive_and_pipelined_requests_are_answered_in_order() -> None
         writer.close()
 
 
+async def test_a_flood_of_pipelined_requests_is_held_back_not_queued() -> None:
+    """Parsing stops while a connection holds a full queue of unanswered requests; what it
+    has not parsed waits, and is answered in order once the queue drains."""
+    handler = Echo()
+    handler.hold = asyncio.Event()
+    async with serving(handler) as (server, port):
+        reader, writer = await connect(port)
+        writer.write(b"".join(post(f"/f{n}", b"") for n in range(2000)))
+        await asyncio.wait_for(handler.arrived.wait(), 5)
+        await asyncio.sleep(0.1)
+        (connection,) = server.connections
+        assert len(connection.queue) < 8 + 8 * 1024 // len(post("/f0000", b""))
+        handler.hold.set()
+        answers = [orjson.loads((await response(reader))[2])["target"] for _ in range(2000)]
+        assert answers == [f"/f{n}" for n in range(2000)]
+        writer.close()
+
+
 async def test_chunked_bodies_and_expect_continue() -> None:
     handler = Echo()
     async with serving(handler) as (_, port):
