@@ -23,7 +23,7 @@ class Counted(Protocol):
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A JSON response not yet any server's: the intake gate's answer, which the daemon
-    (aiohttp) and an intake process (an ASGI server) each send their own way."""
+    (aiohttp) and an intake process (daemon/intake_http.py) each send their own way."""
 
     status: int
     body: bytes
