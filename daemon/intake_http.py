@@ -77,6 +77,10 @@ def _json_error(status: int, message: str, name: str) -> HttpReply:
     return HttpReply(status, b"application/json", orjson.dumps({"error": message, "field": name}))
 
 
+_UPGRADE = _json_error(400, "protocol upgrades are not served", "Upgrade")
+_HEAD_TOO_LARGE = _json_error(431, f"request head larger than {HEAD_LIMIT} bytes", "headers")
+
+
 class _Date:
     """The Date header, spelled again only when the second changes."""
 
@@ -229,13 +233,12 @@ class _Connection(asyncio.Protocol):
             try:
                 self.parser.feed_data(piece)
             except httptools.HttpParserUpgrade:
-                self._refuse(_json_error(400, "protocol upgrades are not served", "Upgrade"))
+                self._refuse(_UPGRADE)
             except httptools.HttpParserError as exc:
                 self._refuse(_json_error(400, f"malformed HTTP: {_plain(exc)}", "request"))
             # Counted as it arrives too: the parser tells of a header only once its line ends.
             if self.in_head and self.head_bytes > HEAD_LIMIT:
-                self._refuse(_json_error(431, f"request head larger than {HEAD_LIMIT} bytes",
-                                         "headers"))
+                self._refuse(_HEAD_TOO_LARGE)
         if self.request is not None and self.request_timer is None and not self.refused:
             # A request left incomplete by this read: it has this long to come whole.
             loop = asyncio.get_running_loop()
@@ -273,11 +276,10 @@ class _Connection(asyncio.Protocol):
         if request is None:
             return
         if self.head_size > HEAD_LIMIT:
-            self._refuse(_json_error(431, f"request head larger than {HEAD_LIMIT} bytes",
-                                     "headers"))
+            self._refuse(_HEAD_TOO_LARGE)
             return
         if self.parser.should_upgrade():
-            self._refuse(_json_error(400, "protocol upgrades are not served", "Upgrade"))
+            self._refuse(_UPGRADE)
             return
         request.method = self.parser.get_method().decode("ascii", "replace")
         request.target = bytes(self.url)
@@ -304,9 +306,7 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self.in_head = True
         self.head_bytes = 0
-        if self.request_timer is not None:
-            self.request_timer.cancel()
-            self.request_timer = None
+        self._stop_request_timer()
         request = self.request
         if request is None:
             return
@@ -415,13 +415,16 @@ class _Connection(asyncio.Protocol):
         """Answer the requests before this one, then `reply`, then close: nothing more
         this client sends is parsed."""
         self.request = None
-        if self.request_timer is not None:
-            self.request_timer.cancel()
-            self.request_timer = None
+        self._stop_request_timer()
         if not self.refused:
             self.refused = True
             self._pause()
             self._enqueue(reply, False)
+
+    def _stop_request_timer(self) -> None:
+        if self.request_timer is not None:
+            self.request_timer.cancel()
+            self.request_timer = None
 
     def _too_large(self) -> None:
         limit = self.server.body_limit
