@@ -6,7 +6,7 @@ Shared by the daemon's own intake handler (which ingests at once) and by intake 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,9 +79,10 @@ class Admitted:
 
 
 async def admit(keeper: Gatekeeper, request: IntakeRequest,
-                busy: Callable[[], bool] | None = None) -> Admitted | Reply:
+                room: Callable[[], Awaitable[bool]] | None = None) -> Admitted | Reply:
     """The request's alerts, or the reply refusing it (401, 404, 4xx naming the field,
-    503 while shutting down, or when `busy()` once the request is authenticated)."""
+    503 while shutting down, or once the request is authenticated, when `room()` says there
+    is none)."""
     kind, name = request.kind, request.integration
     if not keeper.accepting:
         return unavailable_reply(keeper, "shutting down")
@@ -91,7 +92,7 @@ async def admit(keeper: Gatekeeper, request: IntakeRequest,
                            "field": "integration"}, 404)
     if not await _authenticated(keeper, request, integration):
         return unauthorized_reply(keeper, name)
-    if busy is not None and busy():
+    if room is not None and not await room():
         return unavailable_reply(keeper, "backlog")
     try:
         raw = await request.body(keeper.settings.max_body_bytes)

@@ -47,6 +47,14 @@ log = structlog.get_logger("pagerd.intake_process")
 
 # How often the backlog is read back from the journal, and the parent checked for.
 _CHECK_EVERY = 0.2
+# Over the backlog, a request waits this long for the daemon to make room before its 503:
+# a sender that waits for its answer is slowed down rather than refused and retrying (which
+# costs the CPU the daemon needs to catch up). Under any sender's timeout.
+_ROOM_WAIT = 1.0
+# How often the backlog is read back while requests wait for room.
+_CHECK_WAITING = 0.05
+# Beyond this many waiting, a request over the backlog is refused at once.
+_MAX_WAITING = 1024
 # Seconds requests inside get at shutdown; the daemon kills a process after 1.5 s.
 _SHUTDOWN_GRACE = 1
 
@@ -78,6 +86,9 @@ class IntakeProcess:
         self.accepting = False
         self.journal = JournalWriter(journal_path(options.state_dir, options.index))
         self._backlog = 0
+        self._waiting = 0  # requests waiting for room in the backlog
+        self._hurry = asyncio.Event()  # read the backlog now: a request waits for it
+        self._checked = asyncio.Event()  # set, and replaced, at each read of the backlog
         self._counters_written = ""
         self._run = f"{os.getpid()}-{time.time():.6f}"
         self._parent = os.getppid()
@@ -106,10 +117,9 @@ class IntakeProcess:
 
     async def intake(self, request: IntakeRequest) -> Reply:
         """POST /api/v1/{alertmanager|azure}[/{integration}], as the daemon serves it."""
-        limit = self.settings.intake.backlog
-        # Refused once authenticated, before the body is parsed: the daemon, behind already,
-        # needs the CPU more than a 400 would.
-        admitted = await admit(self, request, busy=lambda: self._backlog >= limit)
+        # Held, or refused, once authenticated and before the body is parsed: the daemon,
+        # behind already, needs the CPU more than a 400 would.
+        admitted = await admit(self, request, room=self._room)
         if isinstance(admitted, Reply):
             return admitted
         alerts = len(admitted.alerts)
@@ -122,6 +132,44 @@ class IntakeProcess:
         self._backlog += alerts
         self._poke_soon()
         return json_reply({"status": "success", "alerts": alerts})
+
+    async def _room(self) -> bool:
+        """Whether the backlog has room, waiting up to _ROOM_WAIT for the daemon to make
+        it."""
+        limit = self.settings.intake.backlog
+        if self._backlog < limit:
+            return True
+        if self._waiting >= _MAX_WAITING:
+            return False
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _ROOM_WAIT
+        self._waiting += 1
+        self._hurry.set()
+        try:
+            while self._backlog >= limit:
+                left = deadline - loop.time()
+                if left <= 0 or not self.accepting:
+                    return False
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._checked.wait(), left)
+        finally:
+            self._waiting -= 1
+        return True
+
+    async def _read_backlog(self) -> None:
+        try:
+            self._backlog = await asyncio.to_thread(self.journal.backlog)
+        except Exception as exc:  # the journal's trouble shows on the next append
+            log.warning("intake_process.backlog_unknown", error=str(exc))
+        # Whoever waits for room looks again, at the figure just read.
+        checked, self._checked = self._checked, asyncio.Event()
+        checked.set()
+
+    def stop_accepting(self) -> None:
+        """Answer 503 from now on, those waiting for room included."""
+        self.accepting = False
+        self._checked.set()
 
     def is_ready(self) -> bool:
         """GET /-/ready: accepting."""
@@ -181,15 +229,16 @@ class IntakeProcess:
         gone."""
         while not stop.is_set():
             self.write_counters()
-            try:
-                self._backlog = await asyncio.to_thread(self.journal.backlog)
-            except Exception as exc:  # the journal's trouble shows on the next append
-                log.warning("intake_process.backlog_unknown", error=str(exc))
+            await self._read_backlog()
             if os.getppid() != self._parent:
                 log.warning("intake_process.orphaned", index=self.options.index)
                 stop.set()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), _CHECK_EVERY)
+            self._hurry.clear()
+            every = _CHECK_WAITING if self._waiting else _CHECK_EVERY
+            wakes = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._hurry.wait())]
+            await asyncio.wait(wakes, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            for wake in wakes:
+                wake.cancel()
 
 
 def intake_server(process: IntakeProcess) -> IntakeHttpServer:
@@ -247,7 +296,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
     await process.watch(stop)
 
     # Answer 503 from here; requests already inside finish, and their entries commit.
-    process.accepting = False
+    process.stop_accepting()
     await server.stop(_SHUTDOWN_GRACE)
     process.write_counters()
     await process.journal.close()

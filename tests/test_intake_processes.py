@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import signal
 import sqlite3
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import aiohttp
 import orjson
 import pytest
 
-from pagerd.daemon import journal_drain
+from pagerd.daemon import intake_process, journal_drain
 from pagerd.daemon.core import Daemon
 from pagerd.daemon.intake_counters import (
     CounterMerge,
@@ -487,18 +489,8 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
     text = config_text("http://127.0.0.1:9/hook").replace(
         "server:\n", "server:\n  max_body_bytes: 2000\n").replace(
         "integrations:\n", "integrations:" + AZURE)
-    copy = tmp_path / "config.json"
-    copy.write_text(orjson.dumps({"file": str(tmp_path / "pagerd.yml"), "text": text}).decode())
-    read_end, write_end = os.pipe()
-    os.set_blocking(write_end, False)
-    process = IntakeProcess(ProcessOptions(copy, tmp_path, 0, write_end))
-    process.load_config()
-    port = free_port()
-    server = intake_server(process)
-    await server.start(shared_socket("127.0.0.1", port))
-    base = f"http://127.0.0.1:{port}"
     good = {"Authorization": f"Bearer {TOKEN}"}
-    try:
+    async with serving_intake(tmp_path, text) as (process, base):
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{base}/-/ready") as response:
                 assert response.status == 503  # not accepting yet
@@ -562,11 +554,6 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
             process.accepting = False
             status, _ = await refused("POST", "/api/v1/alertmanager", json=body, headers=good)
             assert status == 503
-    finally:
-        await server.stop(1)
-        await process.journal.close()
-        os.close(read_end)
-        os.close(write_end)
 
     reader = JournalReader(tmp_path / "intake" / "journal-0.db")
     try:
@@ -575,3 +562,71 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
         reader.close()
     assert [(entry.kind, entry.integration) for entry in entries] == [
         ("alertmanager", "alertmanager")] * 2 + [("azure", "azure")]
+
+
+@contextlib.asynccontextmanager
+async def serving_intake(tmp_path: Path, text: str) -> AsyncIterator[tuple[IntakeProcess, str]]:
+    """An intake process's server and routes on `text`, in this loop, on a loopback port."""
+    copy = tmp_path / "config.json"
+    copy.write_text(orjson.dumps({"file": str(tmp_path / "pagerd.yml"), "text": text}).decode())
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    process = IntakeProcess(ProcessOptions(copy, tmp_path, 0, write_end))
+    process.load_config()
+    port = free_port()
+    server = intake_server(process)
+    await server.start(shared_socket("127.0.0.1", port))
+    try:
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        process.stop_accepting()
+        await server.stop(1)
+        await process.journal.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+async def test_over_the_backlog_a_request_waits_for_room_then_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held while the daemon is behind, answered as soon as it catches up; refused with a
+    503 and Retry-After only if it does not within the wait."""
+    monkeypatch.setattr(intake_process, "_ROOM_WAIT", 0.5)
+    text = config_text("http://127.0.0.1:9/hook").replace(
+        "server:\n", "server:\n  intake_backlog: 2\n")
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    body = am_payload(am_alert(alertname="Disk", instance="a"))
+    async with serving_intake(tmp_path, text) as (process, base):
+        process.accepting = True
+        stop = asyncio.Event()
+        watching = asyncio.create_task(process.watch(stop))
+        reader = JournalReader(process.journal.path)
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(2):
+                    async with session.post(f"{base}/api/v1/alertmanager", json=body,
+                                            headers=good) as response:
+                        assert response.status == 200
+
+                # The daemon ingests nothing: refused once the wait is over.
+                started = time.monotonic()
+                async with session.post(f"{base}/api/v1/alertmanager", json=body,
+                                        headers=good) as response:
+                    assert response.status == 503
+                    assert response.headers["Retry-After"]
+                    assert (await response.json())["error"]
+                assert time.monotonic() - started >= 0.4
+
+                # The daemon catches up while the request waits: it goes in.
+                posting = asyncio.create_task(session.post(
+                    f"{base}/api/v1/alertmanager", json=body, headers=good))
+                await asyncio.sleep(0.2)
+                assert not posting.done()
+                reader.forget_through(2)
+                response = await posting
+                assert response.status == 200
+                response.release()
+            assert await asyncio.to_thread(process.journal.backlog) == 1
+        finally:
+            stop.set()
+            await watching
+            reader.close()
