@@ -26,6 +26,10 @@ DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 # The reason `is_muted` gives for a route outside all of its active time intervals.
 INACTIVE = "inactive"
 
+# Matches remembered per tree; past this many, the memo starts over, so a matcher on a label
+# with ever-new values cannot grow it without bound.
+_MATCHES_MAX = 10_000
+
 
 @dataclass(frozen=True, eq=False)
 class Route:
@@ -131,10 +135,23 @@ class RoutingTree:
         self.root = root
         self.time_intervals = dict(time_intervals or {})
         self._by_id = {route.id: route for route in root.walk()}
+        # The labels any matcher tests: their values alone decide the routes an alert takes
+        # (a missing label matches as an empty one), so the routes are remembered by them.
+        # Routing labels (team, service, severity) take few values; instance and the like,
+        # which make each alert new, are seldom among them.
+        self._tested = tuple(sorted({matcher.name for route in root.walk()
+                                     for matcher in route.matchers}))
+        self._matches: dict[tuple[str, ...], tuple[Route, ...]] = {}
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """Every route that takes an alert with `labels`, in order; at least the root."""
-        return self.root.match(labels)
+        key = tuple([labels.get(name, "") for name in self._tested])
+        routes = self._matches.get(key)
+        if routes is None:
+            if len(self._matches) >= _MATCHES_MAX:
+                self._matches.clear()
+            routes = self._matches[key] = tuple(self.root.match(labels))
+        return list(routes)
 
     def routes(self) -> Iterator[Route]:
         """All routes, depth first, parents before children."""

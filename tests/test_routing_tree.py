@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pagerd.routing.config import Routing, parse_routing
 from pagerd.routing.matchers import Matcher, MatchType
-from pagerd.routing.tree import INACTIVE, Route
+from pagerd.routing.tree import INACTIVE, Route, RoutingTree
 from pagerd.yamlsource import load
 
 RECEIVERS = {"default", "db-pager", "db-chat", "web", "audit", "frontend", "oncall"}
@@ -331,3 +331,16 @@ def test_indexed_match_is_alertmanagers(root: Route, labels: list[dict[str, str]
     """Looking children up by label (for routes with many) never changes the answer."""
     for label_set in labels:
         assert root.match(label_set) == reference_match(root, label_set)
+
+
+@given(root=_routes((8, 10), (0, 2)), labels=st.lists(_LABELS, min_size=1, max_size=8),
+       instances=st.lists(st.sampled_from(["i1", "i2", ""]), min_size=8, max_size=8))
+def test_remembered_match_is_alertmanagers(root: Route, labels: list[dict[str, str]],
+                                           instances: list[str]) -> None:
+    """The tree remembers routes by the values of the labels its matchers test: a label
+    none tests (instance) shares the answer, a tested one (or its absence) does not."""
+    tree = RoutingTree(root)
+    label_sets = [{**label_set, "instance": instance}
+                  for label_set, instance in zip(labels * 2, instances * 2, strict=False)]
+    for label_set in label_sets + label_sets[::-1]:
+        assert tree.match(label_set) == reference_match(root, label_set)
