@@ -38,7 +38,7 @@ from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
 from pagerd.settings import Settings, load_settings, split_listen
 from pagerd.store.base import StoreUnavailable
-from pagerd.store.journal import JournalWriter
+from pagerd.store.journal import ALERTS, JournalWriter, encode_alerts
 
 if TYPE_CHECKING:  # loaded only when an integration takes Entra ID tokens
     from pagerd.receivers.entra import EntraVerifier
@@ -123,9 +123,11 @@ class IntakeProcess:
         if isinstance(admitted, Reply):
             return admitted
         alerts = len(admitted.alerts)
+        # Journalled as parsed: the daemon would otherwise parse the body all over again.
+        body = encode_alerts(admitted.alerts, admitted.partial)
         try:
             await self.journal.append(admitted.kind, admitted.integration, alerts,
-                                      time.time(), admitted.body)
+                                      time.time(), body, ALERTS)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=admitted.integration, error=str(exc))
             return unavailable_reply(self, "store")

@@ -30,6 +30,7 @@ from pagerd.daemon.intake_counters import (
     counters_text,
     write_counters,
 )
+from pagerd.daemon.intake_gate import parse_payload
 from pagerd.daemon.intake_process import (
     IntakeProcess,
     ProcessOptions,
@@ -38,11 +39,20 @@ from pagerd.daemon.intake_process import (
 )
 from pagerd.daemon.metrics import Metrics
 from pagerd.errors import ConfigErrors
+from pagerd.receivers.errors import PayloadError
 from pagerd.settings import default_config_text, load_settings
 from pagerd.store import sqlite_ingest
 from pagerd.store.base import StoreUnavailable
-from pagerd.store.journal import JournalReader, JournalWriter
+from pagerd.store.journal import (
+    ALERTS,
+    RAW,
+    JournalReader,
+    JournalWriter,
+    decode_alerts,
+    encode_alerts,
+)
 
+from conftest import FIXTURES
 from helpers import ADMIN, TOKEN, am_alert, am_payload, config_text, free_port, running_daemon
 from procs import intake_pids, pagerd_process, running, until
 
@@ -120,6 +130,45 @@ async def test_read_after_holds_about_max_alerts_but_at_least_one_entry(tmp_path
     assert await asyncio.to_thread(writer.backlog) == 9
     reader.forget_through(2)
     assert await asyncio.to_thread(writer.backlog) == 3
+    reader.close()
+    await writer.close()
+
+
+@pytest.mark.parametrize("fixture", sorted(
+    str(path.relative_to(FIXTURES)) for kind in ("alertmanager", "azure")
+    for path in (FIXTURES / kind).rglob("*.json")))
+def test_alerts_journalled_as_parsed_read_back_equal(fixture: str) -> None:
+    """What an intake process journals (the alerts it parsed) is what the daemon would
+    have parsed from the body itself, for every sample payload."""
+    kind = fixture.split("/")[0]
+    body = orjson.loads((FIXTURES / fixture).read_bytes())
+    try:
+        alerts, partial = parse_payload(Metrics(), kind, body, "src")
+    except PayloadError:
+        pytest.skip("a payload pagerd refuses")
+    assert alerts
+    assert decode_alerts(encode_alerts(alerts, partial), "src") == (alerts, partial)
+
+
+async def test_a_journal_left_by_an_older_pagerd_is_read_as_raw(tmp_path: Path) -> None:
+    """A journal without the form column gets it, and its entries are the bodies as
+    received; entries appended from then on may be parsed alerts."""
+    path = tmp_path / "journal-0.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE identity (id TEXT NOT NULL); INSERT INTO identity VALUES ('x');"
+        "CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
+        " integration TEXT NOT NULL, alerts INTEGER NOT NULL, received_at REAL NOT NULL,"
+        " body BLOB NOT NULL);"
+        "INSERT INTO entries (kind, integration, alerts, received_at, body)"
+        " VALUES ('alertmanager', 'am', 1, 1.0, X'7B7D');")
+    old.close()
+    writer = JournalWriter(path)
+    await writer.append("alertmanager", "am", 0, time.time(), encode_alerts([], False), ALERTS)
+    reader = JournalReader(path)
+    entries, _ = reader.read_after(0, 100)
+    assert [(entry.id, entry.form, entry.body) for entry in entries] == [
+        (1, RAW, b"{}"), (2, ALERTS, b"[false,[]]")]
     reader.close()
     await writer.close()
 
@@ -490,78 +539,80 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
         "server:\n", "server:\n  max_body_bytes: 2000\n").replace(
         "integrations:\n", "integrations:" + AZURE)
     good = {"Authorization": f"Bearer {TOKEN}"}
-    async with serving_intake(tmp_path, text) as (process, base):
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{base}/-/ready") as response:
-                assert response.status == 503  # not accepting yet
-            process.accepting = True
-            async with session.get(f"{base}/-/ready") as response:
-                assert (response.status, await response.text()) == (200, "OK\n")
+    async with serving_intake(tmp_path, text) as (process, base), \
+            aiohttp.ClientSession() as session:
+        async with session.get(f"{base}/-/ready") as response:
+            assert response.status == 503  # not accepting yet
+        process.accepting = True
+        async with session.get(f"{base}/-/ready") as response:
+            assert (response.status, await response.text()) == (200, "OK\n")
 
-            body = am_payload(am_alert(alertname="Disk", instance="a"))
-            async with session.post(f"{base}/api/v1/alertmanager", json=body,
-                                    headers=good) as response:
-                assert (response.status, await response.json()) == (
-                    200, {"status": "success", "alerts": 1})
-            # Chunked, and the token as basic auth, as Alertmanager's http_config sends it.
-            chunks = [orjson.dumps(body)[:10], orjson.dumps(body)[10:]]
+        body = am_payload(am_alert(alertname="Disk", instance="a"))
+        async with session.post(f"{base}/api/v1/alertmanager", json=body,
+                                headers=good) as response:
+            assert (response.status, await response.json()) == (
+                200, {"status": "success", "alerts": 1})
+        # Chunked, and the token as basic auth, as Alertmanager's http_config sends it.
+        chunks = [orjson.dumps(body)[:10], orjson.dumps(body)[10:]]
 
-            async def chunked() -> Any:
-                for chunk in chunks:
-                    yield chunk
+        async def chunked() -> Any:
+            for chunk in chunks:
+                yield chunk
 
-            basic = base64.b64encode(f"alertmanager:{TOKEN}".encode()).decode()
-            async with session.post(f"{base}/api/v1/alertmanager", data=chunked(), headers={
-                    "Content-Type": "application/json", "Authorization": f"Basic {basic}"},
-                    ) as response:
-                assert response.status == 200, await response.text()
+        basic = base64.b64encode(f"alertmanager:{TOKEN}".encode()).decode()
+        async with session.post(f"{base}/api/v1/alertmanager", data=chunked(), headers={
+                "Content-Type": "application/json", "Authorization": f"Basic {basic}"},
+                ) as response:
+            assert response.status == 200, await response.text()
 
-            async def refused(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-                async with session.request(method, base + path, **kwargs) as response:
-                    assert response.content_type == "application/json"
-                    return response.status, (await response.json()).get("field")
+        async def refused(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+            async with session.request(method, base + path, **kwargs) as response:
+                assert response.content_type == "application/json"
+                return response.status, (await response.json()).get("field")
 
-            big = {**body, "commonAnnotations": {"x": "y" * 3000}}
-            assert await refused("POST", "/api/v1/alertmanager", json=big, headers=good) == (
-                413, "body")
+        big = {**body, "commonAnnotations": {"x": "y" * 3000}}
+        assert await refused("POST", "/api/v1/alertmanager", json=big, headers=good) == (
+            413, "body")
 
-            async def big_chunked() -> Any:
-                for _ in range(3):
-                    yield b" " * 1000
+        async def big_chunked() -> Any:
+            for _ in range(3):
+                yield b" " * 1000
 
-            assert await refused("POST", "/api/v1/alertmanager", data=big_chunked(),
-                                 headers={**good, "Content-Type": "application/json"}) == (
-                413, "body")
-            assert await refused("POST", "/api/v1/alertmanager", data=b"{}",
-                                 headers=good) == (415, "Content-Type")
-            assert await refused("POST", "/api/v1/alertmanager", data=b"{",
-                                 headers={**good, "Content-Type": "application/json"}) == (
-                400, "body")
-            assert await refused("POST", "/api/v1/alertmanager", json=body) == (
-                401, "Authorization")
-            assert await refused("POST", "/api/v1/alertmanager/nosuch", json=body,
-                                 headers=good) == (404, "integration")
-            assert await refused("GET", "/api/v1/alertmanager", headers=good) == (405, "method")
-            assert await refused("POST", "/api/v2/alerts", json=body, headers=good) == (
-                404, "path")
-            # Azure action groups can carry the token only in the URL.
-            assert await refused("POST", "/api/v1/azure?token=wrong", json={}) == (
-                401, "Authorization")
-            async with session.post(f"{base}/api/v1/azure?token=az-token-for-tests",
-                                    json={"schemaId": "nonsense"}) as response:
-                assert response.status == 200, await response.text()
+        assert await refused("POST", "/api/v1/alertmanager", data=big_chunked(),
+                             headers={**good, "Content-Type": "application/json"}) == (
+            413, "body")
+        assert await refused("POST", "/api/v1/alertmanager", data=b"{}",
+                             headers=good) == (415, "Content-Type")
+        assert await refused("POST", "/api/v1/alertmanager", data=b"{",
+                             headers={**good, "Content-Type": "application/json"}) == (
+            400, "body")
+        assert await refused("POST", "/api/v1/alertmanager", json=body) == (
+            401, "Authorization")
+        assert await refused("POST", "/api/v1/alertmanager/nosuch", json=body,
+                             headers=good) == (404, "integration")
+        assert await refused("GET", "/api/v1/alertmanager", headers=good) == (405, "method")
+        assert await refused("POST", "/api/v2/alerts", json=body, headers=good) == (
+            404, "path")
+        # Azure action groups can carry the token only in the URL.
+        assert await refused("POST", "/api/v1/azure?token=wrong", json={}) == (
+            401, "Authorization")
+        async with session.post(f"{base}/api/v1/azure?token=az-token-for-tests",
+                                json={"schemaId": "nonsense"}) as response:
+            assert response.status == 200, await response.text()
 
-            process.accepting = False
-            status, _ = await refused("POST", "/api/v1/alertmanager", json=body, headers=good)
-            assert status == 503
+        process.accepting = False
+        status, _ = await refused("POST", "/api/v1/alertmanager", json=body, headers=good)
+        assert status == 503
 
     reader = JournalReader(tmp_path / "intake" / "journal-0.db")
     try:
         entries, _ = reader.read_after(0, 100)
     finally:
         reader.close()
-    assert [(entry.kind, entry.integration) for entry in entries] == [
-        ("alertmanager", "alertmanager")] * 2 + [("azure", "azure")]
+    assert [(entry.kind, entry.integration, entry.form) for entry in entries] == [
+        ("alertmanager", "alertmanager", ALERTS)] * 2 + [("azure", "azure", ALERTS)]
+    alerts, _ = decode_alerts(entries[0].body, "alertmanager")
+    assert [alert.labels for alert in alerts] == [{"alertname": "Disk", "instance": "a"}]
 
 
 @contextlib.asynccontextmanager
