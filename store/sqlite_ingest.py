@@ -51,6 +51,13 @@ _ALERT_UPSERT = (
     " suppressed = excluded.suppressed,"
     " updated_at = excluded.updated_at"
 )
+# The memberships of (incident id, fingerprint) pairs, each looked up by primary key: the
+# pairs are the outer loop (CROSS JOIN keeps it so), never a scan of the memberships.
+_MEMBERS_SELECT = "SELECT m.incident_id, m.fingerprint, m.status FROM ("
+_MEMBERS_JOIN = (
+    ") AS asked CROSS JOIN incident_alerts AS m"
+    " ON m.incident_id = asked.column1 AND m.fingerprint = asked.column2"
+)
 _MEMBER_INSERT = "INSERT INTO incident_alerts (incident_id, fingerprint, status, severity)"
 _MEMBER_UPSERT = (
     "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET"
@@ -186,16 +193,14 @@ def _apply_firing(conn: sqlite3.Connection, live: list[_Tagged], work: _Batch) -
     ):
         work.open[key] = row
     work.absent.update(key for key in keys if key not in work.open)
-    asked: dict[int, dict[str, None]] = {}
-    for alert, target, _ in joins:
-        if target.key in work.open:
-            asked.setdefault(work.open[target.key][0], {})[alert.fingerprint] = None
-    for incident_id, fingerprints in asked.items():
-        for fingerprint, status in execute_in(
-            conn, "SELECT fingerprint, status FROM incident_alerts WHERE incident_id = ?"
-            " AND fingerprint", list(fingerprints), params=(incident_id,),
-        ):
-            work.members[(incident_id, fingerprint)] = status
+    asked = list(dict.fromkeys(
+        (work.open[target.key][0], alert.fingerprint)
+        for alert, target, _ in joins if target.key in work.open))
+    # One statement for every incident's memberships, not one per incident: alerts of one
+    # per request land in as many incidents as they are.
+    for incident_id, fingerprint, status in execute_values(
+            conn, _MEMBERS_SELECT, asked, _MEMBERS_JOIN):
+        work.members[(incident_id, fingerprint)] = status
     work.loaded.update(row[0] for row in work.open.values())
     for alert, target, result in joins:
         work.result = result

@@ -267,6 +267,31 @@ async def test_a_bad_request_merged_with_others_fails_alone(store: SQLiteStore) 
     assert len(await store.incidents()) == 2
 
 
+async def test_memberships_of_many_incidents_are_read_in_one_batch(store: SQLiteStore) -> None:
+    """A batch whose alerts join several open incidents learns, for each pair, whether the
+    alert is a member already: a member that fires again is an update, a newcomer fires,
+    and an alert that is a member of one incident is still new to another."""
+    a, b = alert(instance="a"), alert(instance="b")
+    await store.ingest(batch((a, [target("k")]), (b, [target("j")])), T0)
+    again_a = alert(instance="a", starts=5)  # a new start: not a duplicate
+    c = alert(instance="c")
+    result = await store.ingest(batch((again_a, [target("k"), target("j")]),
+                                      (c, [target("k")])), T0 + 10)
+
+    assert result.outcomes == {"updated": 1, "new": 1}
+    kinds = {}
+    for incident in await store.incidents():
+        full = await store.incident(incident["id"])
+        assert full is not None
+        kinds[incident["id"]] = [(e["kind"], e["fingerprint"])
+                                 for e in full["timeline"] if e["kind"].startswith("alert.")]
+    assert sorted(kinds.values()) == sorted([
+        [("alert.firing", a.fingerprint), ("alert.updated", a.fingerprint),
+         ("alert.firing", c.fingerprint)],
+        [("alert.firing", b.fingerprint), ("alert.firing", a.fingerprint)],
+    ])
+
+
 async def test_open_incidents_with_an_alert_are_found_without_a_fingerprint_index(
     store: SQLiteStore,
 ) -> None:
