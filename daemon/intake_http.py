@@ -44,6 +44,11 @@ _LINGER = 2.0
 _LINGER_BYTES = 1024 * 1024
 # A connection closed with answers the client does not read is cut off after this long.
 CLOSE_DEADLINE = 5.0
+# Connections served at once. Each may hold a body up to the body limit, so past this many
+# a new connection's first request is answered 503 (to retry) and the connection closed,
+# its body never read: memory stays bounded whatever a client opens. Senders of alerts keep
+# a few connections each.
+MAX_CONNECTIONS = 512
 
 
 @dataclass
@@ -79,6 +84,9 @@ def _json_error(status: int, message: str, name: str) -> HttpReply:
 
 _UPGRADE = _json_error(400, "protocol upgrades are not served", "Upgrade")
 _HEAD_TOO_LARGE = _json_error(431, f"request head larger than {HEAD_LIMIT} bytes", "headers")
+_TOO_MANY_CONNECTIONS = HttpReply(
+    503, b"application/json", orjson.dumps({"error": "pagerd is unavailable: connections"}),
+    [("Retry-After", "1")])
 
 
 class _Date:
@@ -100,9 +108,14 @@ class IntakeHttpServer:
 
     def __init__(self, handler: Handler, *, body_limit: int, keep_alive: float = 75.0,
                  request_timeout: float = REQUEST_TIMEOUT,
-                 close_deadline: float = CLOSE_DEADLINE) -> None:
+                 close_deadline: float = CLOSE_DEADLINE,
+                 max_connections: int = MAX_CONNECTIONS,
+                 turned_away: Callable[[], HttpReply] = lambda: _TOO_MANY_CONNECTIONS) -> None:
         self.handler = handler
         self.body_limit = body_limit
+        self.max_connections = max_connections
+        self.turned_away = turned_away  # the answer past max_connections
+        self.served = 0  # connections within max_connections
         self.keep_alive = keep_alive
         self.request_timeout = request_timeout
         self.close_deadline = close_deadline
@@ -119,6 +132,8 @@ class IntakeHttpServer:
 
     def forget(self, connection: _Connection) -> None:
         """A connection has closed."""
+        if connection.served:
+            self.served -= 1
         self.connections.discard(connection)
         if not self.connections:
             self._all_closed.set()
@@ -172,6 +187,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self.size = 0
         self.lingering = -1  # bytes dropped since a refusal was sent; -1 when not lingering
+        self.served = False  # within the server's max_connections: else refused at once
 
     # asyncio.Protocol
 
@@ -179,6 +195,9 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
+        if self.server.served < self.server.max_connections:
+            self.served = True
+            self.server.served += 1
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -280,6 +299,9 @@ class _Connection(asyncio.Protocol):
             return
         if self.parser.should_upgrade():
             self._refuse(_UPGRADE)
+            return
+        if not self.served:
+            self._refuse(self.server.turned_away())
             return
         request.method = self.parser.get_method().decode("ascii", "replace")
         request.target = bytes(self.url)

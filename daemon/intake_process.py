@@ -168,6 +168,10 @@ class IntakeProcess:
         checked, self._checked = self._checked, asyncio.Event()
         checked.set()
 
+    def turned_away(self) -> Reply:
+        """A connection past the HTTP server's limit: 503, to retry."""
+        return unavailable_reply(self, "connections")
+
     def stop_accepting(self) -> None:
         """Answer 503 from now on, those waiting for room included."""
         self.accepting = False
@@ -246,8 +250,9 @@ class IntakeProcess:
 def intake_server(process: IntakeProcess) -> IntakeHttpServer:
     """The HTTP server of the intake endpoints."""
     # The body limit is the gate's too: a larger body is refused before it is all read.
-    return IntakeHttpServer(IntakeRoutes(process),
-                            body_limit=process.settings.max_body_bytes)
+    routes = IntakeRoutes(process)
+    return IntakeHttpServer(routes, body_limit=process.settings.max_body_bytes,
+                            turned_away=routes.turned_away)
 
 
 def shared_socket(host: str, port: int) -> socket.socket:

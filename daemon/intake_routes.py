@@ -31,6 +31,9 @@ class IntakeServer(Protocol):
     def is_ready(self) -> bool:
         """Whether the process takes intake now."""
 
+    def turned_away(self) -> Reply:
+        """The answer to a connection past the server's limit (a 503, counted)."""
+
 
 class HttpIntakeRequest:
     """An intake request as the gate reads it; its body came whole, within the limit."""
@@ -82,6 +85,10 @@ class IntakeRoutes:
                                  [("Retry-After", "1")])
             return HttpReply(200, b"text/plain; charset=utf-8", b"OK\n")
         return _reply(json_reply({"error": f"no endpoint {path}", "field": "path"}, 404))
+
+    def turned_away(self) -> HttpReply:
+        """The answer to a connection past the server's limit."""
+        return _reply(self.server.turned_away())
 
 
 def _reply(reply: Reply) -> HttpReply:

@@ -314,3 +314,30 @@ async def test_a_client_that_leaves_does_not_cut_its_request_short() -> None:
         handler.hold.set()
         await asyncio.wait_for(stopping, 5)
         assert handler.finished == 1 and server.tasks == set()
+
+
+async def test_connections_past_the_limit_are_answered_503_and_closed() -> None:
+    """Past max_connections, a connection's request is refused with a 503 to retry and its
+    body is never read; once a served connection closes, a new one is served again."""
+    handler = Echo()
+    async with serving(handler, max_connections=2) as (_, port):
+        served = [await connect(port) for _ in range(2)]
+        for reader, writer in served:
+            writer.write(post("/in", b"x"))
+            assert (await response(reader))[0] == 200
+
+        reader, writer = await connect(port)
+        writer.write(post("/over", b"y" * 50))
+        status, headers, body = await response(reader)
+        assert (status, headers["retry-after"]) == (503, "1")
+        assert orjson.loads(body)["error"]
+        assert await closed(reader)
+        assert [request.target for request in handler.seen] == [b"/in", b"/in"]
+
+        served[0][1].close()
+        await asyncio.sleep(0.1)  # the server sees it gone
+        reader, writer = await connect(port)
+        writer.write(post("/again", b"z"))
+        assert (await response(reader))[0] == 200
+        writer.close()
+        served[1][1].close()

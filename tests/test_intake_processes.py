@@ -604,6 +604,11 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
         status, _ = await refused("POST", "/api/v1/alertmanager", json=body, headers=good)
         assert status == 503
 
+        # Past the server's connection limit: a 503 to retry, counted by reason.
+        turned_away = intake_server(process).turned_away()
+        assert (turned_away.status, dict(turned_away.headers)) == (503, {"Retry-After": "5"})
+        assert process.metrics.unavailable.labels("connections")._value.get() == 1
+
     reader = JournalReader(tmp_path / "intake" / "journal-0.db")
     try:
         entries, _ = reader.read_after(0, 100)
