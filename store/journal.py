@@ -10,6 +10,7 @@ forgets the entries it has ingested. One file per intake process: each has one w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,11 +66,18 @@ _STATUSES = {status.value: status for status in AlertStatus}
 
 def encode_alerts(alerts: list[Alert], partial: bool) -> bytes:
     """An ALERTS body: the parsed alerts of one request, and whether its source left some
-    of their group out. The integration is the entry's."""
+    of their group out. The integration is the entry's. orjson.JSONEncodeError for alerts
+    nested deeper than it encodes (a source kept whole): journal the body as RAW then."""
     return orjson.dumps([partial, [
         [alert.fingerprint, alert.status.value, alert.labels, alert.annotations,
-         alert.starts_at, alert.ends_at, alert.generator_url, alert.stateless, alert.source]
+         _iso(alert.starts_at), _iso(alert.ends_at), alert.generator_url, alert.stateless,
+         alert.source]
         for alert in alerts]])
+
+
+def _iso(value: datetime | None) -> str | None:
+    # isoformat, not orjson's own spelling of a datetime: that drops an offset's seconds.
+    return value.isoformat() if value is not None else None
 
 
 def decode_alerts(body: bytes, integration: str) -> tuple[list[Alert], bool]:
@@ -99,8 +107,8 @@ def open_journal(path: Path) -> sqlite3.Connection:
     """A connection to the journal at `path`, created if new."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(path)
-    conn.execute("BEGIN IMMEDIATE")
     try:
+        conn.execute("BEGIN IMMEDIATE")
         for statement in filter(str.strip, _SCHEMA.split(";")):
             conn.execute(statement)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
@@ -108,7 +116,9 @@ def open_journal(path: Path) -> sqlite3.Connection:
             conn.execute("ALTER TABLE entries ADD COLUMN form INTEGER NOT NULL DEFAULT 0")
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
         conn.close()
         raise
     return conn
