@@ -1,7 +1,8 @@
 """The door of every intake endpoint: authenticate, read, validate, before anything is kept.
 
 Shared by the daemon's own intake handler (which ingests at once) and by intake processes
-(which journal the body for the daemon to ingest): both refuse the same requests the same way.
+(which journal what they parsed for the daemon to ingest): both refuse the same requests the
+same way.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ async def admit(keeper: Gatekeeper, request: IntakeRequest,
     if not await _authenticated(keeper, request, integration):
         return unauthorized_reply(keeper, name)
     if room is not None and not await room():
-        return unavailable_reply(keeper, "backlog")
+        # Let go of when shutdown began (counted as such), or when the wait ran out.
+        return unavailable_reply(keeper, "backlog" if keeper.accepting else "shutting down")
     try:
         raw = await request.body(keeper.settings.max_body_bytes)
         alerts, partial = parse_payload(keeper.metrics, kind, decode_json(raw), name)

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import orjson
 import structlog
 import uvloop
 
 from pagerd.daemon.intake_counters import counters_file, counters_text, write_counters
-from pagerd.daemon.intake_gate import IntakeRequest, admit, verifiers_for
+from pagerd.daemon.intake_gate import Admitted, IntakeRequest, admit, verifiers_for
 from pagerd.daemon.intake_http import IntakeHttpServer
 from pagerd.daemon.intake_routes import IntakeRoutes
 from pagerd.daemon.intake_workers import LISTENING, POKE
@@ -38,7 +39,7 @@ from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
 from pagerd.settings import Settings, load_settings, split_listen
 from pagerd.store.base import StoreUnavailable
-from pagerd.store.journal import ALERTS, JournalWriter, encode_alerts
+from pagerd.store.journal import ALERTS, RAW, JournalWriter, encode_alerts
 
 if TYPE_CHECKING:  # loaded only when an integration takes Entra ID tokens
     from pagerd.receivers.entra import EntraVerifier
@@ -51,10 +52,8 @@ _CHECK_EVERY = 0.2
 # a sender that waits for its answer is slowed down rather than refused and retrying (which
 # costs the CPU the daemon needs to catch up). Under any sender's timeout.
 _ROOM_WAIT = 1.0
-# How often the backlog is read back while requests wait for room.
+# How often the backlog is read back while requests wait for room, and at most.
 _CHECK_WAITING = 0.05
-# Beyond this many waiting, a request over the backlog is refused at once.
-_MAX_WAITING = 1024
 # Seconds requests inside get at shutdown; the daemon kills a process after 1.5 s.
 _SHUTDOWN_GRACE = 1
 
@@ -85,7 +84,11 @@ class IntakeProcess:
         self.verifiers: dict[str, EntraVerifier] = {}
         self.accepting = False
         self.journal = JournalWriter(journal_path(options.state_dir, options.index))
-        self._backlog = 0
+        # The backlog: alerts journalled and not yet ingested, as last read from the journal
+        # plus those committed since, and alerts admitted whose entries are committing.
+        self._journalled = 0
+        self._committed = 0  # alerts committed to the journal by this process, ever
+        self._entering = 0
         self._waiting = 0  # requests waiting for room in the backlog
         self._hurry = asyncio.Event()  # read the backlog now: a request waits for it
         self._checked = asyncio.Event()  # set, and replaced, at each read of the backlog
@@ -123,33 +126,38 @@ class IntakeProcess:
         if isinstance(admitted, Reply):
             return admitted
         alerts = len(admitted.alerts)
-        # Journalled as parsed: the daemon would otherwise parse the body all over again.
-        body = encode_alerts(admitted.alerts, admitted.partial)
+        body, form = _journalled(admitted)
+        # In the backlog from now: whoever checks it next, while this entry commits, counts
+        # it (requests waiting for room are let in one after another, not all at once).
+        self._entering += alerts
         try:
             await self.journal.append(admitted.kind, admitted.integration, alerts,
-                                      time.time(), body, ALERTS)
+                                      time.time(), body, form)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=admitted.integration, error=str(exc))
             return unavailable_reply(self, "store")
-        self._backlog += alerts
+        finally:
+            self._entering -= alerts
+        self._journalled += alerts
+        self._committed += alerts
         self._poke_soon()
         return json_reply({"status": "success", "alerts": alerts})
 
     async def _room(self) -> bool:
         """Whether the backlog has room, waiting up to _ROOM_WAIT for the daemon to make
-        it."""
+        it. Requests waiting are let in one after another, each counted in the backlog
+        before the next looks (see `intake`), not all at once."""
         limit = self.settings.intake.backlog
-        if self._backlog < limit:
+        if self._backlog() < limit:
             return True
-        if self._waiting >= _MAX_WAITING:
-            return False
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _ROOM_WAIT
         self._waiting += 1
-        self._hurry.set()
+        if self._waiting == 1:
+            self._hurry.set()  # the watch reads the backlog more often from now
         try:
-            while self._backlog >= limit:
+            while self._backlog() >= limit:
                 left = deadline - loop.time()
                 if left <= 0 or not self.accepting:
                     return False
@@ -159,9 +167,17 @@ class IntakeProcess:
             self._waiting -= 1
         return True
 
-    async def _read_backlog(self) -> None:
+    def _backlog(self) -> int:
+        return self._journalled + self._entering
+
+    async def read_backlog(self) -> None:
+        """Read the backlog back from the journal; wake whoever waits for room."""
+        # What commits while the journal is read may be in the figure read or not: counted
+        # on top, at worst twice, never missed.
+        committed = self._committed
         try:
-            self._backlog = await asyncio.to_thread(self.journal.backlog)
+            read = await asyncio.to_thread(self.journal.backlog)
+            self._journalled = read + self._committed - committed
         except Exception as exc:  # the journal's trouble shows on the next append
             log.warning("intake_process.backlog_unknown", error=str(exc))
         # Whoever waits for room looks again, at the figure just read.
@@ -233,18 +249,39 @@ class IntakeProcess:
     async def watch(self, stop: asyncio.Event) -> None:
         """Keep the backlog figure true and the counters written; stop when the daemon is
         gone."""
+        loop = asyncio.get_running_loop()
+        counted = 0.0
         while not stop.is_set():
-            self.write_counters()
-            await self._read_backlog()
+            if loop.time() - counted >= _CHECK_EVERY:
+                self.write_counters()
+                counted = loop.time()
+            await self.read_backlog()
             if os.getppid() != self._parent:
                 log.warning("intake_process.orphaned", index=self.options.index)
                 stop.set()
-            self._hurry.clear()
-            every = _CHECK_WAITING if self._waiting else _CHECK_EVERY
+            # One read per _CHECK_WAITING at most, however many requests begin to wait.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), _CHECK_WAITING)
+            if self._waiting or stop.is_set():
+                continue
+            self._hurry.clear()  # until a request waits: read every _CHECK_EVERY
             wakes = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._hurry.wait())]
-            await asyncio.wait(wakes, timeout=every, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(wakes, timeout=_CHECK_EVERY - _CHECK_WAITING,
+                               return_when=asyncio.FIRST_COMPLETED)
             for wake in wakes:
                 wake.cancel()
+
+
+def _journalled(admitted: Admitted) -> tuple[bytes, int]:
+    """What to journal for an admitted request, and in which form: the alerts as parsed, so
+    the daemon need not parse the body again; the body itself for alerts too deeply nested
+    to encode (the daemon parses it as it would have)."""
+    try:
+        return encode_alerts(admitted.alerts, admitted.partial), ALERTS
+    except orjson.JSONEncodeError as exc:
+        log.info("intake_process.journalled_raw", integration=admitted.integration,
+                 reason=str(exc))
+        return admitted.body, RAW
 
 
 def intake_server(process: IntakeProcess) -> IntakeHttpServer:
@@ -297,6 +334,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
         return 1
     server = intake_server(process)
     await server.start(sock)
+    await process.read_backlog()  # what an earlier run left counts from the first request
     process.accepting = True
     process.tell_listening()
     log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")

@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from pagerd.daemon.intake_counters import (
     counters_text,
     write_counters,
 )
-from pagerd.daemon.intake_gate import parse_payload
+from pagerd.daemon.intake_gate import Admitted, parse_payload
 from pagerd.daemon.intake_process import (
     IntakeProcess,
     ProcessOptions,
@@ -39,6 +40,7 @@ from pagerd.daemon.intake_process import (
 )
 from pagerd.daemon.metrics import Metrics
 from pagerd.errors import ConfigErrors
+from pagerd.models import Alert, AlertStatus
 from pagerd.receivers.errors import PayloadError
 from pagerd.settings import default_config_text, load_settings
 from pagerd.store import sqlite_ingest
@@ -147,7 +149,38 @@ def test_alerts_journalled_as_parsed_read_back_equal(fixture: str) -> None:
     except PayloadError:
         pytest.skip("a payload pagerd refuses")
     assert alerts
-    assert decode_alerts(encode_alerts(alerts, partial), "src") == (alerts, partial)
+    decoded, decoded_partial = decode_alerts(encode_alerts(alerts, partial), "src")
+    assert (decoded, decoded_partial) == (alerts, partial)
+    # Equal instants compare equal across offsets: the offsets themselves must come back.
+    assert [(a.starts_at and a.starts_at.utcoffset(), a.ends_at and a.ends_at.utcoffset())
+            for a in decoded] == [
+        (a.starts_at and a.starts_at.utcoffset(), a.ends_at and a.ends_at.utcoffset())
+        for a in alerts]
+
+
+def test_an_offset_with_seconds_and_a_naive_time_come_back_as_they_were() -> None:
+    odd = timezone(timedelta(hours=5, minutes=30, seconds=15))
+    alert = Alert("0123456789abcdef", AlertStatus.FIRING, {"a": "b"},
+                  starts_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=odd),
+                  ends_at=datetime(2026, 1, 2, 3, 4, 5), integration="src")
+    (back,), _ = decode_alerts(encode_alerts([alert], False), "src")
+    assert back == alert
+    assert back.starts_at is not None and back.starts_at.utcoffset() == odd.utcoffset(None)
+    assert back.ends_at is not None and back.ends_at.tzinfo is None
+
+
+def test_alerts_too_deeply_nested_to_encode_are_journalled_as_the_body() -> None:
+    """orjson encodes less depth than it decodes: such a request is journalled as its body,
+    which the daemon parses as it would have, rather than refused."""
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    alert = Alert("0123456789abcdef", AlertStatus.FIRING, {"a": "b"}, source={"raw": deep})
+    admitted = Admitted("azure", "az", [alert], False, b'{"body": "as received"}')
+    assert intake_process._journalled(admitted) == (b'{"body": "as received"}', RAW)
+    plain = Admitted("azure", "az", [Alert("0123456789abcdef", AlertStatus.FIRING,
+                                           {"a": "b"})], False, b"{}")
+    assert intake_process._journalled(plain)[1] == ALERTS
 
 
 async def test_a_journal_left_by_an_older_pagerd_is_read_as_raw(tmp_path: Path) -> None:
@@ -686,3 +719,54 @@ async def test_over_the_backlog_a_request_waits_for_room_then_is_refused(
             stop.set()
             await watching
             reader.close()
+
+
+async def test_requests_waiting_for_room_go_in_one_after_another_and_leave_at_shutdown(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Room for one request lets one in: it counts in the backlog before the next waiter
+    looks. Those still waiting when intake stops are answered 503 at once, counted as a
+    shutdown."""
+    monkeypatch.setattr(intake_process, "_ROOM_WAIT", 30)
+    text = config_text("http://127.0.0.1:9/hook").replace(
+        "server:\n", "server:\n  intake_backlog: 2\n")
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    body = am_payload(am_alert(alertname="Disk", instance="a"))
+    async with serving_intake(tmp_path, text) as (process, base):
+        process.accepting = True
+        for _ in range(3):
+            await process.journal.append("alertmanager", "am", 1, time.time(), b"{}", RAW)
+        await process.read_backlog()
+        stop = asyncio.Event()
+        watching = asyncio.create_task(process.watch(stop))
+        reader = JournalReader(process.journal.path)
+        try:
+            async with aiohttp.ClientSession() as session:
+                async def post() -> tuple[int, str]:
+                    async with session.post(f"{base}/api/v1/alertmanager", json=body,
+                                            headers=good) as response:
+                        return response.status, response.headers.get("Retry-After", "")
+
+                posts = [asyncio.create_task(post()) for _ in range(3)]
+                async def all_waiting() -> None:
+                    assert process._waiting == 3
+
+                await until(all_waiting)
+                reader.forget_through(2)  # backlog 1: room for one request of one alert
+                done, _ = await asyncio.wait(posts, timeout=5,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.sleep(0.3)  # several reads of the backlog later
+                assert [task.result() for task in done] == [(200, "")]
+                assert sum(task.done() for task in posts) == 1
+
+                started = time.monotonic()
+                process.stop_accepting()
+                results = await asyncio.gather(*(task for task in posts if task not in done))
+                assert time.monotonic() - started < 1
+                assert [status for status, _ in results] == [503, 503]
+                assert all(retry for _, retry in results)
+        finally:
+            stop.set()
+            await watching
+            reader.close()
+    assert process.metrics.unavailable.labels("shutting down")._value.get() == 2
+    assert process.metrics.unavailable.labels("backlog")._value.get() == 0
