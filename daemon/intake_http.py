@@ -39,15 +39,16 @@ _SLICE = 8 * 1024
 # A request begun must have come whole within this long (a trickle holds a connection).
 REQUEST_TIMEOUT = 30.0
 # After a refusal, what the client still sends is read and dropped for this long (up to
-# _LINGER_BYTES), so the refusal reaches it rather than a reset.
+# _LINGER_BYTES, or the body limit if larger), so the refusal reaches it rather than a reset.
 _LINGER = 2.0
 _LINGER_BYTES = 1024 * 1024
 # A connection closed with answers the client does not read is cut off after this long.
 CLOSE_DEADLINE = 5.0
-# Connections served at once. Each may hold a body up to the body limit, so past this many
-# a new connection's first request is answered 503 (to retry) and the connection closed,
-# its body never read: memory stays bounded whatever a client opens. Senders of alerts keep
-# a few connections each.
+# Connections with a request under way (being read, waiting or being answered) at once.
+# Each may hold a body up to the body limit, so past this many a request is answered 503
+# (to retry) as soon as its head is read, its body never read, and its connection closed:
+# what requests hold stays bounded whatever clients send. Idle keep-alive connections hold
+# no body, and no slot.
 MAX_CONNECTIONS = 512
 
 
@@ -115,7 +116,7 @@ class IntakeHttpServer:
         self.body_limit = body_limit
         self.max_connections = max_connections
         self.turned_away = turned_away  # the answer past max_connections
-        self.served = 0  # connections within max_connections
+        self.busy = 0  # connections holding a slot: with a request under way
         self.keep_alive = keep_alive
         self.request_timeout = request_timeout
         self.close_deadline = close_deadline
@@ -132,8 +133,6 @@ class IntakeHttpServer:
 
     def forget(self, connection: _Connection) -> None:
         """A connection has closed."""
-        if connection.served:
-            self.served -= 1
         self.connections.discard(connection)
         if not self.connections:
             self._all_closed.set()
@@ -187,7 +186,8 @@ class _Connection(asyncio.Protocol):
         self.chunks: list[bytes] = []
         self.size = 0
         self.lingering = -1  # bytes dropped since a refusal was sent; -1 when not lingering
-        self.served = False  # within the server's max_connections: else refused at once
+        self.slot = False  # one of the server's max_connections, while a request is under way
+        self.turned_away = False  # the request being read found no slot: refused at its head
 
     # asyncio.Protocol
 
@@ -195,12 +195,10 @@ class _Connection(asyncio.Protocol):
         # uvloop's transports are not asyncio.Transport subclasses, but have its methods.
         self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
-        if self.server.served < self.server.max_connections:
-            self.served = True
-            self.server.served += 1
         self._arm_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._free_slot()
         self.server.forget(self)
         for timer in (self.idle_timer, self.request_timer, self.close_timer):
             if timer is not None:
@@ -214,7 +212,7 @@ class _Connection(asyncio.Protocol):
         self.active_at = asyncio.get_running_loop().time()
         if self.lingering >= 0:
             self.lingering += len(data)
-            if self.lingering > _LINGER_BYTES:
+            if self.lingering > max(_LINGER_BYTES, self.server.body_limit):
                 self.abort()
         elif self.unparsed is not None:
             self.unparsed += data  # what arrived before reading paused
@@ -272,6 +270,7 @@ class _Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self.refused:
             return
+        self.turned_away = not self._take_slot()
         self.request = HttpRequest("", b"", CIMultiDict())
         self.head_size = 0
         self.url.clear()
@@ -300,10 +299,11 @@ class _Connection(asyncio.Protocol):
         if self.parser.should_upgrade():
             self._refuse(_UPGRADE)
             return
-        if not self.served:
+        request.method = self.parser.get_method().decode("ascii", "replace")
+        if self.turned_away and request.method not in ("GET", "HEAD"):
+            # Health checks carry no body: they are answered even when every slot is taken.
             self._refuse(self.server.turned_away())
             return
-        request.method = self.parser.get_method().decode("ascii", "replace")
         request.target = bytes(self.url)
         request.version = self.parser.get_http_version()
         length = request.headers.get("Content-Length", "")
@@ -370,8 +370,10 @@ class _Connection(asyncio.Protocol):
         finally:
             self.serving = None
             self.active_at = asyncio.get_running_loop().time()
-        if self.stopping and self.request is None and not self.queue:
-            self._close()
+        if self.request is None and not self.queue:
+            self._free_slot()  # idle now: a keep-alive connection holds no slot
+            if self.stopping:
+                self._close()
 
     async def _answer_queued(self) -> None:
         transport = self.transport
@@ -481,6 +483,21 @@ class _Connection(asyncio.Protocol):
         if self.close_timer is not None:
             self.close_timer.cancel()
         self.close_timer = loop.call_later(self.server.close_deadline, self.abort)
+
+    def _take_slot(self) -> bool:
+        """Hold one of the server's slots while a request is under way; False if none is
+        free."""
+        if not self.slot:
+            if self.server.busy >= self.server.max_connections:
+                return False
+            self.slot = True
+            self.server.busy += 1
+        return True
+
+    def _free_slot(self) -> None:
+        if self.slot:
+            self.slot = False
+            self.server.busy -= 1
 
     def _pause(self) -> None:
         if self.reading and self.transport is not None:

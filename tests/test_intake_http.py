@@ -31,7 +31,7 @@ class Echo:
     async def __call__(self, request: HttpRequest) -> HttpReply:
         self.seen.append(request)
         self.arrived.set()
-        if self.hold is not None:
+        if self.hold is not None and request.method != "GET":  # health checks never wait
             await self.hold.wait()
         if request.target == b"/fail":
             raise RuntimeError("handler trouble")
@@ -316,28 +316,42 @@ async def test_a_client_that_leaves_does_not_cut_its_request_short() -> None:
         assert handler.finished == 1 and server.tasks == set()
 
 
-async def test_connections_past_the_limit_are_answered_503_and_closed() -> None:
-    """Past max_connections, a connection's request is refused with a 503 to retry and its
-    body is never read; once a served connection closes, a new one is served again."""
+async def test_requests_past_the_connection_limit_are_answered_503_and_closed() -> None:
+    """While max_connections connections have a request under way, another connection's
+    request is refused with a 503 to retry as soon as its head is read (its body unread),
+    and the connection closed; a GET is still answered. An idle keep-alive connection holds
+    no slot."""
     handler = Echo()
-    async with serving(handler, max_connections=2) as (_, port):
-        served = [await connect(port) for _ in range(2)]
-        for reader, writer in served:
-            writer.write(post("/in", b"x"))
-            assert (await response(reader))[0] == 200
+    async with serving(handler, max_connections=2) as (server, port):
+        idle_reader, idle_writer = await connect(port)
+        idle_writer.write(post("/in", b"x"))
+        assert (await response(idle_reader))[0] == 200  # then idle, kept alive
 
-        reader, writer = await connect(port)
-        writer.write(post("/over", b"y" * 50))
-        status, headers, body = await response(reader)
+        handler.hold = asyncio.Event()
+        busy = [await connect(port) for _ in range(2)]
+        for _, writer in busy:
+            writer.write(post("/held", b"x"))
+        for _ in range(2):
+            handler.arrived.clear()
+            if len(handler.seen) < 3:
+                await asyncio.wait_for(handler.arrived.wait(), 5)
+        assert len(handler.seen) == 3 and server.busy == 2
+
+        idle_writer.write(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await response(idle_reader))[0] == 200
+        idle_writer.write(post("/over", b"y" * 50))
+        status, headers, body = await response(idle_reader)
         assert (status, headers["retry-after"]) == (503, "1")
         assert orjson.loads(body)["error"]
-        assert await closed(reader)
-        assert [request.target for request in handler.seen] == [b"/in", b"/in"]
+        assert await closed(idle_reader)
+        assert b"/over" not in [request.target for request in handler.seen]
 
-        served[0][1].close()
-        await asyncio.sleep(0.1)  # the server sees it gone
+        handler.hold.set()
+        for reader, _ in busy:
+            assert (await response(reader))[0] == 200
+        assert server.busy == 0
         reader, writer = await connect(port)
         writer.write(post("/again", b"z"))
         assert (await response(reader))[0] == 200
-        writer.close()
-        served[1][1].close()
+        for _, other in [*busy, (reader, writer)]:
+            other.close()
