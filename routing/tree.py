@@ -27,8 +27,10 @@ DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
 INACTIVE = "inactive"
 
 # Matches remembered per tree; past this many, the memo starts over, so a matcher on a label
-# with ever-new values cannot grow it without bound.
+# with ever-new values cannot grow it without bound. Label values longer than this together
+# are matched afresh, not remembered: the memo holds no large text.
 _MATCHES_MAX = 10_000
+_KEY_MAX_CHARS = 512
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,6 +150,8 @@ class RoutingTree:
         key = tuple([labels.get(name, "") for name in self._tested])
         routes = self._matches.get(key)
         if routes is None:
+            if sum(map(len, key)) > _KEY_MAX_CHARS:
+                return self.root.match(labels)
             if len(self._matches) >= _MATCHES_MAX:
                 self._matches.clear()
             routes = self._matches[key] = tuple(self.root.match(labels))

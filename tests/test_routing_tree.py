@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pagerd.routing import tree as tree_module
 from pagerd.routing.config import Routing, parse_routing
 from pagerd.routing.matchers import Matcher, MatchType
 from pagerd.routing.tree import INACTIVE, Route, RoutingTree
@@ -344,3 +345,16 @@ def test_remembered_match_is_alertmanagers(root: Route, labels: list[dict[str, s
                   for label_set, instance in zip(labels * 2, instances * 2, strict=False)]
     for label_set in label_sets + label_sets[::-1]:
         assert tree.match(label_set) == reference_match(root, label_set)
+
+
+def test_the_match_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It starts over past _MATCHES_MAX keys and never keeps long label values."""
+    monkeypatch.setattr(tree_module, "_MATCHES_MAX", 3)
+    tree = routing().tree
+    for team in ["a", "b", "c", "d", "e"]:
+        tree.match({"team": team})
+        assert len(tree._matches) <= 3
+    tree._matches.clear()
+    long = {"team": "x" * 600}
+    assert tree.match(long) == reference_match(tree.root, long)
+    assert tree._matches == {}
