@@ -292,6 +292,24 @@ async def test_memberships_of_many_incidents_are_read_in_one_batch(store: SQLite
     ])
 
 
+async def test_memberships_past_one_statement_and_repeated_in_a_batch(
+        store: SQLiteStore) -> None:
+    """300 members (more than one statement's worth of pairs), one of them twice in the
+    batch: each is known as a member, so each fires again as an update."""
+    members = [alert(instance=str(n)) for n in range(300)]
+    await store.ingest(batch(*((a, [target("k")]) for a in members)), T0)
+    again = [alert(instance=str(n), starts=5) for n in range(300)]
+    result = await store.ingest(batch(*((a, [target("k")]) for a in [*again, again[0]])),
+                                T0 + 10)
+
+    assert result.outcomes == {"updated": 300, "duplicate": 1}
+    (incident,) = await store.incidents()
+    full = await store.incident(incident["id"])
+    assert full is not None
+    kinds = [e["kind"] for e in full["timeline"] if e["kind"].startswith("alert.")]
+    assert (kinds.count("alert.firing"), kinds.count("alert.updated")) == (300, 300)
+
+
 async def test_open_incidents_with_an_alert_are_found_without_a_fingerprint_index(
     store: SQLiteStore,
 ) -> None:
