@@ -1,8 +1,7 @@
 """The door of every intake endpoint: authenticate, read, validate, before anything is kept.
 
 Shared by the daemon's own intake handler (which ingests at once) and by intake processes
-(which journal what they parsed for the daemon to ingest): both refuse the same requests the
-same way.
+(which journal the body for the daemon to ingest): both refuse the same requests the same way.
 """
 
 from __future__ import annotations

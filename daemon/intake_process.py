@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
 import structlog
 import uvloop
 
 from pagerd.daemon.intake_counters import counters_file, counters_text, write_counters
-from pagerd.daemon.intake_gate import Admitted, IntakeRequest, admit, verifiers_for
+from pagerd.daemon.intake_gate import IntakeRequest, admit, verifiers_for
 from pagerd.daemon.intake_http import IntakeHttpServer
 from pagerd.daemon.intake_routes import IntakeRoutes
 from pagerd.daemon.intake_workers import LISTENING, POKE
@@ -39,7 +38,7 @@ from pagerd.daemon.statedir import StateDir
 from pagerd.errors import ConfigErrors
 from pagerd.settings import Settings, load_settings, split_listen
 from pagerd.store.base import StoreUnavailable
-from pagerd.store.journal import ALERTS, RAW, JournalWriter, encode_alerts
+from pagerd.store.journal import JournalWriter
 
 if TYPE_CHECKING:  # loaded only when an integration takes Entra ID tokens
     from pagerd.receivers.entra import EntraVerifier
@@ -126,13 +125,12 @@ class IntakeProcess:
         if isinstance(admitted, Reply):
             return admitted
         alerts = len(admitted.alerts)
-        body, form = _journalled(admitted)
         # In the backlog from now: whoever checks it next, while this entry commits, counts
         # it (requests waiting for room are let in one after another, not all at once).
         self._entering += alerts
         try:
             await self.journal.append(admitted.kind, admitted.integration, alerts,
-                                      time.time(), body, form)
+                                      time.time(), admitted.body)
         except StoreUnavailable as exc:
             log.warning("intake.unavailable", integration=admitted.integration, error=str(exc))
             return unavailable_reply(self, "store")
@@ -270,18 +268,6 @@ class IntakeProcess:
                                return_when=asyncio.FIRST_COMPLETED)
             for wake in wakes:
                 wake.cancel()
-
-
-def _journalled(admitted: Admitted) -> tuple[bytes, int]:
-    """What to journal for an admitted request, and in which form: the alerts as parsed, so
-    the daemon need not parse the body again; the body itself for alerts too deeply nested
-    to encode (the daemon parses it as it would have)."""
-    try:
-        return encode_alerts(admitted.alerts, admitted.partial), ALERTS
-    except orjson.JSONEncodeError as exc:
-        log.info("intake_process.journalled_raw", integration=admitted.integration,
-                 reason=str(exc))
-        return admitted.body, RAW
 
 
 def intake_server(process: IntakeProcess) -> IntakeHttpServer:

@@ -33,13 +33,7 @@ from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.responses import decode_json
 from pagerd.receivers.errors import PayloadError
 from pagerd.store.base import IngestBatch, IngestResult, Store, StoreUnavailable
-from pagerd.store.journal import (
-    ALERTS,
-    JournalEntry,
-    JournalReader,
-    decode_alerts,
-    journal_files,
-)
+from pagerd.store.journal import JournalEntry, JournalReader, journal_files
 
 log = structlog.get_logger("pagerd.journal")
 
@@ -182,12 +176,10 @@ class JournalDrain:
 
     def _batch(self, entry: JournalEntry) -> IngestBatch | None:
         try:
-            if entry.form == ALERTS:
-                alerts, partial = decode_alerts(entry.body, entry.integration)
-            else:
-                # Counted once already, by the intake process that accepted it.
-                alerts, partial = parse_payload(self._uncounted, entry.kind,
-                                                decode_json(entry.body), entry.integration)
+            body = decode_json(entry.body)
+            # Counted once already, by the intake process that accepted it.
+            alerts, partial = parse_payload(self._uncounted, entry.kind, body,
+                                            entry.integration)
             return self._intake().prepare(alerts, entry.integration, partial)
         except PayloadError as exc:
             # The intake process accepted it, so it parsed there; a pagerd upgraded in between

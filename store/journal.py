@@ -13,22 +13,10 @@ import asyncio
 import contextlib
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-import orjson
-
-from pagerd.models import Alert, AlertStatus
 from pagerd.store.sqlite import connect
 from pagerd.store.writer import GroupCommitWriter, Mergeable
-
-# What an entry's body holds. RAW: the request body as received, parsed again by the daemon.
-# ALERTS: the alerts the intake process parsed from it (`encode_alerts`), which the daemon
-# reads back for a quarter of the CPU that parsing takes. A pagerd older than ALERTS reads
-# every body as RAW: drain the journals before going back to one.
-RAW = 0
-ALERTS = 1
 
 # AUTOINCREMENT: ids never repeat, even after every entry is forgotten; the daemon's cursor
 # (the last id it ingested) depends on that. The identity names this file in that cursor, so
@@ -42,15 +30,14 @@ CREATE TABLE IF NOT EXISTS entries (
     integration TEXT NOT NULL,
     alerts INTEGER NOT NULL,
     received_at REAL NOT NULL,
-    body BLOB NOT NULL,
-    form INTEGER NOT NULL DEFAULT 0
+    body BLOB NOT NULL
 )
 """
 
 
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
-    """One accepted request: its integration's kind and name, and its body in `form`."""
+    """One accepted request: its integration's kind and name, and the body as received."""
 
     id: int
     kind: str
@@ -58,44 +45,6 @@ class JournalEntry:
     alerts: int
     received_at: float
     body: bytes
-    form: int = RAW
-
-
-_STATUSES = {status.value: status for status in AlertStatus}
-
-
-def encode_alerts(alerts: list[Alert], partial: bool) -> bytes:
-    """An ALERTS body: the parsed alerts of one request, and whether its source left some
-    of their group out. The integration is the entry's. orjson.JSONEncodeError for alerts
-    nested deeper than it encodes (a source kept whole): journal the body as RAW then."""
-    return orjson.dumps([partial, [
-        [alert.fingerprint, alert.status.value, alert.labels, alert.annotations,
-         _iso(alert.starts_at), _iso(alert.ends_at), alert.generator_url, alert.stateless,
-         alert.source]
-        for alert in alerts]])
-
-
-def _iso(value: datetime | None) -> str | None:
-    # isoformat, not orjson's own spelling of a datetime: that drops an offset's seconds.
-    return value.isoformat() if value is not None else None
-
-
-def decode_alerts(body: bytes, integration: str) -> tuple[list[Alert], bool]:
-    """The alerts of an ALERTS body, as the intake process parsed them, and `partial`;
-    ValueError for a body that is not one."""
-    try:
-        partial, rows = orjson.loads(body)
-        return [_alert(row, integration) for row in rows], bool(partial)
-    except (TypeError, KeyError) as exc:
-        raise ValueError(f"not an encoded list of alerts: {exc}") from None
-
-
-def _alert(row: list[Any], integration: str) -> Alert:
-    fingerprint, status, labels, annotations, starts, ends, url, stateless, source = row
-    return Alert(fingerprint, _STATUSES[status], labels, annotations,
-                 datetime.fromisoformat(starts) if starts else None,
-                 datetime.fromisoformat(ends) if ends else None,
-                 url, integration, stateless, source)
 
 
 def journal_files(directory: Path) -> list[Path]:
@@ -111,9 +60,6 @@ def open_journal(path: Path) -> sqlite3.Connection:
         conn.execute("BEGIN IMMEDIATE")
         for statement in filter(str.strip, _SCHEMA.split(";")):
             conn.execute(statement)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
-        if "form" not in columns:  # a journal left by a pagerd older than ALERTS
-            conn.execute("ALTER TABLE entries ADD COLUMN form INTEGER NOT NULL DEFAULT 0")
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
@@ -125,10 +71,10 @@ def open_journal(path: Path) -> sqlite3.Connection:
 
 
 def _append_many(conn: sqlite3.Connection,
-                 rows: list[tuple[str, str, int, float, bytes, int]]) -> list[None]:
+                 rows: list[tuple[str, str, int, float, bytes]]) -> list[None]:
     conn.executemany(
-        "INSERT INTO entries (kind, integration, alerts, received_at, body, form)"
-        " VALUES (?, ?, ?, ?, ?, ?)", rows)
+        "INSERT INTO entries (kind, integration, alerts, received_at, body)"
+        " VALUES (?, ?, ?, ?, ?)", rows)
     return [None] * len(rows)
 
 
@@ -146,10 +92,10 @@ class JournalWriter:
         self._writer.start()
 
     async def append(self, kind: str, integration: str, alerts: int, received_at: float,
-                     body: bytes, form: int = RAW) -> None:
+                     body: bytes) -> None:
         """Returns once the entry is on disk; StoreUnavailable if it cannot be."""
         received_at = self._last_received = max(received_at, self._last_received)
-        row = (kind, integration, alerts, received_at, body, form)
+        row = (kind, integration, alerts, received_at, body)
         await self._writer.submit(Mergeable(_append_many, row))
 
     def backlog(self) -> int:
@@ -181,7 +127,7 @@ class JournalReader:
         whether more follow them."""
         # Stepped through, not fetched whole: bodies are large, and the count varies.
         rows = self._conn.execute(
-            "SELECT id, kind, integration, alerts, received_at, body, form FROM entries"
+            "SELECT id, kind, integration, alerts, received_at, body FROM entries"
             " WHERE id > ? ORDER BY id", (last_id,))
         entries: list[JournalEntry] = []
         total = 0

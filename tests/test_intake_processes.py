@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from pagerd.daemon.intake_counters import (
     counters_text,
     write_counters,
 )
-from pagerd.daemon.intake_gate import Admitted, parse_payload
 from pagerd.daemon.intake_process import (
     IntakeProcess,
     ProcessOptions,
@@ -40,21 +38,11 @@ from pagerd.daemon.intake_process import (
 )
 from pagerd.daemon.metrics import Metrics
 from pagerd.errors import ConfigErrors
-from pagerd.models import Alert, AlertStatus
-from pagerd.receivers.errors import PayloadError
 from pagerd.settings import default_config_text, load_settings
 from pagerd.store import sqlite_ingest
 from pagerd.store.base import StoreUnavailable
-from pagerd.store.journal import (
-    ALERTS,
-    RAW,
-    JournalReader,
-    JournalWriter,
-    decode_alerts,
-    encode_alerts,
-)
+from pagerd.store.journal import JournalReader, JournalWriter
 
-from conftest import FIXTURES
 from helpers import ADMIN, TOKEN, am_alert, am_payload, config_text, free_port, running_daemon
 from procs import intake_pids, pagerd_process, running, until
 
@@ -132,76 +120,6 @@ async def test_read_after_holds_about_max_alerts_but_at_least_one_entry(tmp_path
     assert await asyncio.to_thread(writer.backlog) == 9
     reader.forget_through(2)
     assert await asyncio.to_thread(writer.backlog) == 3
-    reader.close()
-    await writer.close()
-
-
-@pytest.mark.parametrize("fixture", sorted(
-    str(path.relative_to(FIXTURES)) for kind in ("alertmanager", "azure")
-    for path in (FIXTURES / kind).rglob("*.json")))
-def test_alerts_journalled_as_parsed_read_back_equal(fixture: str) -> None:
-    """What an intake process journals (the alerts it parsed) is what the daemon would
-    have parsed from the body itself, for every sample payload."""
-    kind = fixture.split("/")[0]
-    body = orjson.loads((FIXTURES / fixture).read_bytes())
-    try:
-        alerts, partial = parse_payload(Metrics(), kind, body, "src")
-    except PayloadError:
-        pytest.skip("a payload pagerd refuses")
-    assert alerts
-    decoded, decoded_partial = decode_alerts(encode_alerts(alerts, partial), "src")
-    assert (decoded, decoded_partial) == (alerts, partial)
-    # Equal instants compare equal across offsets: the offsets themselves must come back.
-    assert [(a.starts_at and a.starts_at.utcoffset(), a.ends_at and a.ends_at.utcoffset())
-            for a in decoded] == [
-        (a.starts_at and a.starts_at.utcoffset(), a.ends_at and a.ends_at.utcoffset())
-        for a in alerts]
-
-
-def test_an_offset_with_seconds_and_a_naive_time_come_back_as_they_were() -> None:
-    odd = timezone(timedelta(hours=5, minutes=30, seconds=15))
-    alert = Alert("0123456789abcdef", AlertStatus.FIRING, {"a": "b"},
-                  starts_at=datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=odd),
-                  ends_at=datetime(2026, 1, 2, 3, 4, 5), integration="src")
-    (back,), _ = decode_alerts(encode_alerts([alert], False), "src")
-    assert back == alert
-    assert back.starts_at is not None and back.starts_at.utcoffset() == odd.utcoffset(None)
-    assert back.ends_at is not None and back.ends_at.tzinfo is None
-
-
-def test_alerts_too_deeply_nested_to_encode_are_journalled_as_the_body() -> None:
-    """orjson encodes less depth than it decodes: such a request is journalled as its body,
-    which the daemon parses as it would have, rather than refused."""
-    deep: Any = "x"
-    for _ in range(300):
-        deep = [deep]
-    alert = Alert("0123456789abcdef", AlertStatus.FIRING, {"a": "b"}, source={"raw": deep})
-    admitted = Admitted("azure", "az", [alert], False, b'{"body": "as received"}')
-    assert intake_process._journalled(admitted) == (b'{"body": "as received"}', RAW)
-    plain = Admitted("azure", "az", [Alert("0123456789abcdef", AlertStatus.FIRING,
-                                           {"a": "b"})], False, b"{}")
-    assert intake_process._journalled(plain)[1] == ALERTS
-
-
-async def test_a_journal_left_by_an_older_pagerd_is_read_as_raw(tmp_path: Path) -> None:
-    """A journal without the form column gets it, and its entries are the bodies as
-    received; entries appended from then on may be parsed alerts."""
-    path = tmp_path / "journal-0.db"
-    old = sqlite3.connect(path)
-    old.executescript(
-        "CREATE TABLE identity (id TEXT NOT NULL); INSERT INTO identity VALUES ('x');"
-        "CREATE TABLE entries (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,"
-        " integration TEXT NOT NULL, alerts INTEGER NOT NULL, received_at REAL NOT NULL,"
-        " body BLOB NOT NULL);"
-        "INSERT INTO entries (kind, integration, alerts, received_at, body)"
-        " VALUES ('alertmanager', 'am', 1, 1.0, X'7B7D');")
-    old.close()
-    writer = JournalWriter(path)
-    await writer.append("alertmanager", "am", 0, time.time(), encode_alerts([], False), ALERTS)
-    reader = JournalReader(path)
-    entries, _ = reader.read_after(0, 100)
-    assert [(entry.id, entry.form, entry.body) for entry in entries] == [
-        (1, RAW, b"{}"), (2, ALERTS, b"[false,[]]")]
     reader.close()
     await writer.close()
 
@@ -647,10 +565,8 @@ async def test_intake_port_speaks_http_as_the_daemon_does(tmp_path: Path) -> Non
         entries, _ = reader.read_after(0, 100)
     finally:
         reader.close()
-    assert [(entry.kind, entry.integration, entry.form) for entry in entries] == [
-        ("alertmanager", "alertmanager", ALERTS)] * 2 + [("azure", "azure", ALERTS)]
-    alerts, _ = decode_alerts(entries[0].body, "alertmanager")
-    assert [alert.labels for alert in alerts] == [{"alertname": "Disk", "instance": "a"}]
+    assert [(entry.kind, entry.integration) for entry in entries] == [
+        ("alertmanager", "alertmanager")] * 2 + [("azure", "azure")]
 
 
 @contextlib.asynccontextmanager
@@ -734,7 +650,7 @@ async def test_requests_waiting_for_room_go_in_one_after_another_and_leave_at_sh
     async with serving_intake(tmp_path, text) as (process, base):
         process.accepting = True
         for _ in range(3):
-            await process.journal.append("alertmanager", "am", 1, time.time(), b"{}", RAW)
+            await process.journal.append("alertmanager", "am", 1, time.time(), b"{}")
         await process.read_backlog()
         stop = asyncio.Event()
         watching = asyncio.create_task(process.watch(stop))
