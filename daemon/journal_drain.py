@@ -41,6 +41,8 @@ log = structlog.get_logger("pagerd.journal")
 PASS_ALERTS = 5000
 # How long a pass waits for a poke before looking anyway (a lost poke costs this much).
 IDLE_POLL = 1.0
+# While passes follow one another, journals forget what is ingested at most this often (s).
+FORGET_EVERY = 0.05
 # An entry stamped this far after the journals were read was stamped before the clock was
 # stepped back; waiting for the clock to catch up would hold it for as long as the step.
 _CLOCK_STEP = 5.0
@@ -60,6 +62,7 @@ class JournalDrain:
         self._readers: dict[str, JournalReader] = {}  # by source, the cursor's key
         self._cursors: dict[str, int] = {}
         self._forgotten: dict[str, int] = {}  # the cursor each journal was last tidied to
+        self._forgot_at = -FORGET_EVERY  # monotonic time of the last forget
         self._poked = asyncio.Event()
         self._stopping = False
         self._one_pass = asyncio.Lock()
@@ -98,15 +101,12 @@ class JournalDrain:
     async def _pass(self) -> int:
         horizon = time.time()  # the pass takes only what was received before it began
         runs: list[list[tuple[str, JournalEntry]]] = []
-        for reader in await self._journals():
-            cursor = self._cursors[reader.source]
-            try:
-                entries, more = await asyncio.to_thread(reader.read_after, cursor,
-                                                        PASS_ALERTS)
-            except Exception as exc:
-                # One unreadable journal must not hold up the others (its entries wait).
-                log.error("journal.read_failed", journal=reader.source, error=str(exc))
-                continue
+        readers = await self._journals()
+        after = [self._cursors[reader.source] for reader in readers]
+        # Every journal in one trip to a thread: at a few alerts a pass, a trip per journal
+        # was a good part of an alert's way from the 2xx to its notification.
+        for reader, (entries, more) in zip(
+                readers, await asyncio.to_thread(_read_all, readers, after), strict=True):
             if more and entries:
                 # What this journal holds beyond was committed after every entry read from
                 # it was received: nothing received later may go before those.
@@ -137,7 +137,7 @@ class JournalDrain:
         if any(r.opened or r.resolved or r.outcomes.keys() - {"duplicate"}
                for _, r in applied):
             self._changed()
-        await self._forget()
+        await self._forget(throttled=True)
         self.metrics.journal_ingested.inc(len(read))
         return len(read)
 
@@ -214,20 +214,22 @@ class JournalDrain:
             self._cursors[reader.source] = cursor
         return list(self._readers.values())
 
-    async def _forget(self) -> None:
+    async def _forget(self, throttled: bool = False) -> None:
         # Every journal whose cursor moved since its last forget (or that is new: a crash
         # may have left entries behind its cursor). An intake process counts what is left
         # as its backlog, so a forget that failed is tried again on the next pass.
-        for source, reader in self._readers.items():
-            cursor = self._cursors[source]
-            if self._forgotten.get(source) == cursor:
-                continue
-            try:
-                await asyncio.to_thread(reader.forget_through, cursor)
-                self._forgotten[source] = cursor
-            except Exception as exc:
-                # Forgetting is tidying: the cursor already keeps these from a second ingest.
-                log.warning("journal.forget_failed", journal=source, error=str(exc))
+        # Forgetting takes a journal's write lock, which its intake process's appends then
+        # wait for: while passes follow one another it is done at most every FORGET_EVERY,
+        # and a pass that finds nothing always does it, so an idle daemon leaves no backlog.
+        now = time.monotonic()
+        if throttled and now - self._forgot_at < FORGET_EVERY:
+            return
+        self._forgot_at = now
+        due = {source: cursor for source, cursor in self._cursors.items()
+               if self._forgotten.get(source) != cursor and source in self._readers}
+        if due:
+            readers = [(self._readers[source], cursor) for source, cursor in due.items()]
+            self._forgotten.update(await asyncio.to_thread(_forget_all, readers))
 
     async def drain_all(self, deadline: float) -> None:
         """At shutdown, once `run` has ended: ingest what the journals hold, for up to
@@ -243,6 +245,33 @@ class JournalDrain:
             reader.close()
         self._readers.clear()
         self._paths.clear()
+
+
+def _read_all(readers: list[JournalReader], cursors: list[int]
+              ) -> list[tuple[list[JournalEntry], bool]]:
+    """Each journal's entries past its cursor (see `JournalReader.read_after`); none from
+    one that cannot be read, since one unreadable journal must not hold up the others."""
+    reads: list[tuple[list[JournalEntry], bool]] = []
+    for reader, cursor in zip(readers, cursors, strict=True):
+        try:
+            reads.append(reader.read_after(cursor, PASS_ALERTS))
+        except Exception as exc:
+            log.error("journal.read_failed", journal=reader.source, error=str(exc))
+            reads.append(([], False))
+    return reads
+
+
+def _forget_all(readers: list[tuple[JournalReader, int]]) -> dict[str, int]:
+    """Each journal forgets through its cursor; the cursors of those that did."""
+    forgotten = {}
+    for reader, cursor in readers:
+        try:
+            reader.forget_through(cursor)
+            forgotten[reader.source] = cursor
+        except Exception as exc:
+            # Forgetting is tidying: the cursor already keeps these from a second ingest.
+            log.warning("journal.forget_failed", journal=reader.source, error=str(exc))
+    return forgotten
 
 
 def _ready(run: list[tuple[str, JournalEntry]], horizon: float, now: float
