@@ -142,6 +142,27 @@ async def test_drain_ingests_across_journals_in_order_of_receipt(tmp_path: Path)
         await second.close()
 
 
+async def test_passes_in_a_row_forget_at_most_every_so_often_and_an_empty_one_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forgetting takes the journal's write lock from its intake process: back-to-back passes
+    leave it for a while, and the pass that finds nothing leaves no backlog behind."""
+    monkeypatch.setattr(journal_drain, "FORGET_EVERY", 60.0)
+    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
+        assert daemon.journal_drain is not None
+        writer = journal(daemon, 0)
+        for instance in ("a", "b"):
+            await append(writer, am_payload(am_alert(alertname="Disk", instance=instance)),
+                         time.time() - 1)
+            assert await daemon.journal_drain.drain_once() == 1
+        assert await asyncio.to_thread(writer.backlog) == 1  # the second pass came too soon
+
+        assert await daemon.journal_drain.drain_once() == 0
+        assert await asyncio.to_thread(writer.backlog) == 0
+        assert alerts_in(daemon) == {"a": "firing", "b": "firing"}
+        await writer.close()
+
+
 async def test_a_journal_read_in_part_holds_back_what_came_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
