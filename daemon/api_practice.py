@@ -107,6 +107,7 @@ class PracticeApi:
             escalation_policy=policy, opens_incident=True, group_wait=0.0,
             group_interval=300.0, notify=settings.receivers[receiver].has_notifier,
             details=details)
+        daemon.dispatcher.claim_beside_next_write()
         result = await daemon.store.ingest(
             IngestBatch([IngestItem(alert, [target])], "frontline"), daemon.clock.time())
         daemon.dispatcher.wake()

@@ -160,7 +160,8 @@ class Daemon:
         # Journals left by an earlier run are drained even when no process is configured now.
         self.journal_drain = JournalDrain(
             self.state.path / "intake", self.store, self.metrics, lambda: self.intake,
-            changed=lambda: self.dispatcher.wake())
+            changed=lambda: self.dispatcher.wake(),
+            before_ingest=lambda: self.dispatcher.claim_beside_next_write())
         self._drain_task = asyncio.create_task(self.journal_drain.run(), name="journal")
         processes = self.settings.intake.processes
         if processes:

@@ -58,10 +58,35 @@ class Dispatcher:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._beside: set[asyncio.Task[None]] = set()  # claims beside a write (see below)
+        self._beside_due = False
 
     def wake(self) -> None:
         """Something may be due now: look without waiting for the next poll."""
         self._wake.set()
+
+    def claim_beside_next_write(self) -> None:
+        """Claim what is due right behind the store write the caller queues next.
+
+        The claim is queued in the same turn of the event loop as that write, so the store's
+        writer most often runs both in one transaction: the timers the write makes due (a
+        new incident's notification, its first escalation step) are claimed as it commits,
+        rather than by a claim of their own after the wake-up, a commit later. One such
+        claim per turn serves every write queued in it. Nothing depends on it: what it
+        misses, the claim loop finds. Worth it beside a write of many alerts (a pass over
+        the intake journals); the daemon's own intake, where a turn mostly holds one
+        request, gained nothing from it at 500 alerts/s and claimed twice as often.
+        """
+        if self._stopping or self._beside_due:
+            return
+        self._beside_due = True
+        task = asyncio.create_task(self._claim_beside())
+        self._beside.add(task)
+        task.add_done_callback(self._beside.discard)
+
+    async def _claim_beside(self) -> None:
+        self._beside_due = False
+        await self._start(await self._claim(CLAIM_BATCH))
 
     async def run(self) -> None:
         """Claim and run due timers until `stop`."""
@@ -74,18 +99,21 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             claimed = await self._claim(CLAIM_BATCH)
-            for work in self._split(claimed):
-                # A slot per unit of work: a send, or a whole batch of escalation steps.
-                await self._slots.acquire()
-                task = asyncio.create_task(work)
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
+            await self._start(claimed)
             if len(claimed) < CLAIM_BATCH:
                 # Nothing more is due: wait until the next timer falls due (at most a poll,
                 # so a jump of the wall clock is noticed) or a change wakes us. A full claim
                 # means more may be due: claim again at once.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), await self._until_next())
+
+    async def _start(self, claimed: list[Timer]) -> None:
+        for work in self._split(claimed):
+            # A slot per unit of work: a send, or a whole batch of escalation steps.
+            await self._slots.acquire()
+            task = asyncio.create_task(work)
+            self._in_flight.add(task)
+            task.add_done_callback(self._done)
 
     async def _until_next(self) -> float:
         try:
@@ -136,13 +164,18 @@ class Dispatcher:
     async def stop(self, grace: float) -> None:
         """Stop claiming; let work in flight finish within `grace` seconds, then cancel it.
 
-        The claim loop is waited for first: timers it claimed just now are started and so
-        waited for too, never left claimed behind a closed store. A send cancelled at the
-        deadline keeps its claim and goes out again after restart: the only repeat.
+        The claim loop (and any claim beside a write) is waited for first: timers it claimed
+        just now are started and so waited for too, never left claimed behind a closed
+        store. A send cancelled at the deadline keeps its claim and goes out again after
+        restart: the only repeat.
         """
         self.stop_claiming()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopped.wait(), grace)
+        if self._beside:
+            _, late = await asyncio.wait(self._beside, timeout=grace)
+            for task in late:
+                task.cancel()  # what it claimed keeps its claim, as a cancelled send does
         if self._in_flight:
             _, pending = await asyncio.wait(self._in_flight, timeout=grace)
             for task in pending:

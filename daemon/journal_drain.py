@@ -52,12 +52,14 @@ class JournalDrain:
     """Reads the intake journals in `directory` into the store."""
 
     def __init__(self, directory: Path, store: Store, metrics: Metrics,
-                 intake: Callable[[], Intake], changed: Callable[[], None]) -> None:
+                 intake: Callable[[], Intake], changed: Callable[[], None],
+                 before_ingest: Callable[[], None] = lambda: None) -> None:
         self.directory = directory
         self.store = store
         self.metrics = metrics
         self._intake = intake  # the current one: a reload swaps its router
         self._changed = changed
+        self._before_ingest = before_ingest  # called just before a pass queues its ingest
         self._paths: set[Path] = set()
         self._readers: dict[str, JournalReader] = {}  # by source, the cursor's key
         self._cursors: dict[str, int] = {}
@@ -148,6 +150,7 @@ class JournalDrain:
         at fault is set aside and the others go in exactly once."""
         batches = [batch for _, _, batch in items if batch is not None]
         try:
+            self._before_ingest()
             results = await self.store.ingest_journaled(batches, cursors, time.time())
             return list(zip(batches, results, strict=True))
         except StoreUnavailable:
