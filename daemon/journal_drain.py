@@ -149,8 +149,8 @@ class JournalDrain:
         for anything but the store, entry by entry, each with its own cursor, so the one
         at fault is set aside and the others go in exactly once."""
         batches = [batch for _, _, batch in items if batch is not None]
+        self._before_ingest()  # no await between it and the ingest's queuing: see its use
         try:
-            self._before_ingest()
             results = await self.store.ingest_journaled(batches, cursors, time.time())
             return list(zip(batches, results, strict=True))
         except StoreUnavailable:

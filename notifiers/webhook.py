@@ -114,7 +114,7 @@ class WebhookNotifier:
         except DeliveryError as exc:
             if not exc.retryable or self._attempts < 2:
                 raise
-        await asyncio.sleep(RETRY_WAIT + random.uniform(0, RETRY_JITTER))
+        await asyncio.sleep(min(RETRY_MAX_WAIT, RETRY_WAIT + random.uniform(0, RETRY_JITTER)))
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self._attempts - 1),
             # The waits go on doubling from the one slept above.

@@ -92,7 +92,41 @@ async def test_no_claim_beside_a_write_once_stopping(store: SQLiteStore) -> None
     await asyncio.sleep(0.1)
 
     assert handled.timers == []
+    assert unclaimed(store) == 1  # left for the claim loop of the next start
+
+
+def unclaimed(store: SQLiteStore) -> int:
     conn = sqlite3.connect(store.path)
-    unclaimed = conn.execute("SELECT count(*) FROM timers WHERE claimed_until IS NULL")
-    assert unclaimed.fetchone() == (1,)  # left for the claim loop of the next start
-    conn.close()
+    try:
+        return int(conn.execute(
+            "SELECT count(*) FROM timers WHERE claimed_until IS NULL").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_claim_beside_a_write_takes_no_more_than_the_free_slots(
+    store: SQLiteStore,
+) -> None:
+    """What it claims starts at once: nothing waits, claimed, behind busy slots, where the
+    claim loop could take it again once its lease ran out."""
+    release, both = asyncio.Event(), asyncio.Event()
+    started: list[int] = []
+
+    async def notify(timer: Timer) -> None:
+        started.append(timer.incident_id)
+        if len(started) == 2:
+            both.set()
+        await release.wait()
+
+    dispatcher = Dispatcher(store, FakeClock(T0), {"notify": notify}, concurrency=2)
+    dispatcher.claim_beside_next_write()
+    await store.ingest(batch(*((alert(n), [target(f"{n}:{{}}")]) for n in "abc")), T0)
+    await asyncio.wait_for(both.wait(), 5)
+    assert unclaimed(store) == 1
+
+    dispatcher.claim_beside_next_write()  # every slot is busy: no claim
+    await store.ingest(batch((alert("d"), [target("d:{}")])), T0)
+    await asyncio.sleep(0.1)
+    assert (len(started), unclaimed(store)) == (2, 2)
+    release.set()
+    await dispatcher.stop(1.0)

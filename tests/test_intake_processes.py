@@ -148,6 +148,8 @@ async def test_passes_in_a_row_forget_at_most_every_so_often_and_an_empty_one_at
     """Forgetting takes the journal's write lock from its intake process: back-to-back passes
     leave it for a while, and the pass that finds nothing leaves no backlog behind."""
     monkeypatch.setattr(journal_drain, "FORGET_EVERY", 60.0)
+    # The daemon's own drain loop takes no pass meanwhile: an empty one would forget.
+    monkeypatch.setattr(journal_drain, "IDLE_POLL", 3600.0)
     async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
         assert daemon.journal_drain is not None
         writer = journal(daemon, 0)
