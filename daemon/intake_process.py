@@ -318,10 +318,13 @@ async def run_intake_process(options: ProcessOptions) -> int:
     except OSError as exc:
         log.error("intake_process.startup_failed", error=f"listen: {exc}")
         return 1
+    await process.read_backlog()  # what an earlier run left counts from the first request
+    # Accepting before the server takes its first connection: the shared port may hand this
+    # process connections from the moment it listens, and none of them may be told
+    # "shutting down" (they wait in the socket's queue until the server starts).
+    process.accepting = True
     server = intake_server(process)
     await server.start(sock)
-    await process.read_backlog()  # what an earlier run left counts from the first request
-    process.accepting = True
     process.tell_listening()
     log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")
     await process.watch(stop)
