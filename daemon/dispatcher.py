@@ -52,8 +52,8 @@ class Dispatcher:
         self._handlers = dict(handlers)
         self._batch_handlers = dict(batch_handlers or {})
         self._lease = lease
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
-        self._free = concurrency  # slots not taken: what a claim beside a write may claim
         self._poll = poll
         self._wake = asyncio.Event()
         self._stopping = False
@@ -84,9 +84,12 @@ class Dispatcher:
         daemon's own intake, where a turn mostly holds one request, gained nothing from it
         at 500 alerts/s and claimed about twice as often.
         """
-        if self._stopping or self._beside or self._free <= 0:
+        # Each unit in flight holds a slot (taken just before it is added, given back as it
+        # leaves), so what is left of them is the free slots.
+        free = self._concurrency - len(self._in_flight)
+        if self._stopping or self._beside or free <= 0:
             return
-        task = asyncio.create_task(self._claim_beside(min(self._free, CLAIM_BATCH)))
+        task = asyncio.create_task(self._claim_beside(min(free, CLAIM_BATCH)))
         self._beside.add(task)
         task.add_done_callback(self._beside.discard)
 
@@ -116,7 +119,6 @@ class Dispatcher:
         for work in self._split(claimed):
             # A slot per unit of work: a send, or a whole batch of escalation steps.
             await self._slots.acquire()
-            self._free -= 1
             task = asyncio.create_task(work)
             self._in_flight.add(task)
             task.add_done_callback(self._done)
@@ -160,7 +162,6 @@ class Dispatcher:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._free += 1
         self._slots.release()
 
     def stop_claiming(self) -> None:
