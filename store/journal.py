@@ -15,6 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from pagerd.store.memory import trim_heap
 from pagerd.store.sqlite import connect
 from pagerd.store.writer import GroupCommitWriter, Mergeable
 
@@ -83,7 +84,7 @@ class JournalWriter:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._writer = GroupCommitWriter(open_journal(path))
+        self._writer = GroupCommitWriter(open_journal(path), on_rest=trim_heap)
         self._reader = connect(path)
         # Receipt times never go backwards within a journal, even if the clock does: the
         # daemon's horizon for a journal it reads in part is the latest of them.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+import structlog
 
 from pagerd.store import sqlite_escalation, sqlite_ingest, sqlite_paging, sqlite_practice
 from pagerd.store.base import (
@@ -21,12 +23,15 @@ from pagerd.store.base import (
     StoreUnavailable,
     Timer,
 )
+from pagerd.store.memory import trim_heap
 from pagerd.store.migrations import migrate
 from pagerd.store.sqlite_ingest import resolve_incident, touch_timers
 from pagerd.store.sqlite_rows import append, audit, dumps
 from pagerd.store.writer import GroupCommitWriter, Mergeable
 
 T = TypeVar("T")
+
+log = structlog.get_logger("pagerd.store")
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -58,7 +63,7 @@ class SQLiteStore(Store):
         migrate(conn)
         # This daemon owns the file: a claim left by a crash was its own, and is void.
         conn.execute("UPDATE timers SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
-        self._writer = GroupCommitWriter(conn)
+        self._writer = GroupCommitWriter(conn, on_rest=self._rest)
         self._writer.start()
         self._reader = connect(self.path)
 
@@ -70,6 +75,22 @@ class SQLiteStore(Store):
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+    def _rest(self) -> None:
+        """On the writer's thread, once it is at rest: the reader's cache and free heap go."""
+        # On the reader's own thread, so that it never runs beside a read. Once the store
+        # closes, the executor refuses: the reads are over, and nothing is left to give back.
+        with contextlib.suppress(RuntimeError):
+            self._reads.submit(self._rest_reader)
+
+    def _rest_reader(self) -> None:
+        reader = self._reader
+        try:
+            if reader is not None:
+                reader.execute("PRAGMA shrink_memory")
+        except sqlite3.Error as exc:
+            log.warning("store.shrink_failed", error=str(exc))
+        trim_heap()
 
     @property
     def pending_writes(self) -> int:

@@ -8,6 +8,11 @@ caller and the others still commit.
 
 Like operations queued side by side (`Mergeable`, say many intake requests of one alert
 each) run as one call, so they share statements as well as the fsync.
+
+Once it has had nothing to write for `REST_AFTER` seconds, the writer's connection gives
+back the page cache it grew under load (SQLite keeps up to `cache_size` per connection),
+and its owner is told, to do the same with what it holds: a daemon that sits for hours
+holding its open alerts should not also hold the high-water mark of the last burst.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -25,6 +31,8 @@ from pagerd.store.base import StoreUnavailable
 
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
+
+REST_AFTER = 1.0
 
 log = structlog.get_logger("pagerd.store")
 
@@ -69,9 +77,11 @@ class _OperationFailed(Exception):
 class GroupCommitWriter:
     """Runs write operations on one connection in a dedicated thread, in batches."""
 
-    def __init__(self, conn: sqlite3.Connection, max_pending: int = 20000) -> None:
+    def __init__(self, conn: sqlite3.Connection, max_pending: int = 20000,
+                 on_rest: Callable[[], object] | None = None) -> None:
         self._conn = conn
         self._max_pending = max_pending
+        self._on_rest = on_rest
         self._pending: deque[tuple[Operation, asyncio.Future[Any]]] = deque()
         self._wakeup = threading.Condition()
         self._closing = False
@@ -116,15 +126,39 @@ class GroupCommitWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        # Rest is measured from the last commit that changed a row: the daemon's own polls
+        # (a claim of due timers that finds none) keep the writer awake, not busy.
+        changed_at = time.monotonic()
+        rested = True
         while True:
             with self._wakeup:
-                while not self._pending and not self._closing:
-                    self._wakeup.wait()
+                if not self._pending and not self._closing:
+                    timeout = None if rested else changed_at + REST_AFTER - time.monotonic()
+                    self._wakeup.wait_for(lambda: self._pending or self._closing, timeout)
                 if not self._pending and self._closing:
                     return
                 batch = list(self._pending)
                 self._pending.clear()
-            self._commit(batch)
+            if batch:
+                changes = self._conn.total_changes
+                self._commit(batch)
+                if self._conn.total_changes != changes:
+                    changed_at, rested = time.monotonic(), False
+            if not rested and time.monotonic() - changed_at >= REST_AFTER:
+                self._rest()
+                rested = True
+
+    def _rest(self) -> None:
+        try:
+            self._conn.execute("PRAGMA shrink_memory")
+        except sqlite3.Error as exc:
+            log.warning("store.shrink_failed", error=str(exc))
+        if self._on_rest is not None:
+            try:
+                self._on_rest()
+            except Exception:
+                # Giving memory back is a nicety: its failure must not stop the writer.
+                log.exception("store.rest_failed")
 
     def _commit(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
         try:

@@ -1,0 +1,135 @@
+"""The store at rest: after a quiet spell the writer hands back what it grew under load."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pagerd.store import memory, sqlite, writer
+from pagerd.store.sqlite import SQLiteStore, connect
+from pagerd.store.sqlite_rows import audit
+from pagerd.store.writer import GroupCommitWriter
+
+REST = 0.1
+
+
+@pytest.fixture(autouse=True)
+def quick_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer, "REST_AFTER", REST)
+
+
+class Rests:
+    """Counts the writer's rests, on the thread they run on."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.threads: set[str] = set()
+        self.event = threading.Event()
+
+    def __call__(self) -> None:
+        self.count += 1
+        self.threads.add(threading.current_thread().name)
+        self.event.set()
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = connect(tmp_path / "rest.db")
+    conn.execute("CREATE TABLE t (x INTEGER)")
+    yield conn
+    conn.close()
+
+
+def insert(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT INTO t VALUES (1)")
+
+
+def look(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
+
+async def test_a_quiet_spell_after_a_change_rests_once(table: sqlite3.Connection) -> None:
+    rests = Rests()
+    group = GroupCommitWriter(table, on_rest=rests)
+    group.start()
+    try:
+        await asyncio.sleep(3 * REST)
+        assert rests.count == 0, "nothing written yet: nothing to give back"
+
+        await group.submit(insert)
+        await asyncio.sleep(4 * REST)
+
+        assert rests.count == 1
+        assert rests.threads == {"pagerd-writer"}
+    finally:
+        group.close()
+
+
+async def test_writes_that_change_nothing_neither_rest_nor_put_a_rest_off(
+    table: sqlite3.Connection,
+) -> None:
+    # The daemon's own polls (a claim that finds no due timer) write nothing.
+    rests = Rests()
+    group = GroupCommitWriter(table, on_rest=rests)
+    group.start()
+    try:
+        for _ in range(8):
+            assert await group.submit(look) == 0
+            await asyncio.sleep(REST / 2)
+        assert rests.count == 0
+
+        await group.submit(insert)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not rests.event.is_set():
+            assert await group.submit(look) == 1
+            await asyncio.sleep(REST / 5)
+            assert loop.time() - started < 10 * REST, "polls put the rest off"
+        assert rests.count == 1
+    finally:
+        group.close()
+
+
+async def test_a_failing_rest_does_not_stop_the_writer(table: sqlite3.Connection) -> None:
+    def broken() -> None:
+        raise RuntimeError("no")
+
+    group = GroupCommitWriter(table, on_rest=broken)
+    group.start()
+    try:
+        await group.submit(insert)
+        await asyncio.sleep(3 * REST)
+
+        await group.submit(insert)
+        assert await group.submit(look) == 2
+    finally:
+        group.close()
+
+
+async def test_the_store_at_rest_shrinks_its_reader_on_the_readers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trims = Rests()
+    monkeypatch.setattr(sqlite, "trim_heap", trims)
+    store = SQLiteStore(tmp_path / "pagerd.db")
+    await store.open()
+    try:
+        assert store._writer is not None
+        await store._writer.submit(lambda conn: audit(conn, 0.0, "test", "probe", {}))
+        await asyncio.to_thread(trims.event.wait, 20 * REST)
+
+        assert trims.count == 1
+        assert {name.split("_")[0] for name in trims.threads} == {"pagerd-reader"}
+        assert await store.next_due() is None, "the reader still reads after its shrink"
+    finally:
+        await store.close()
+
+
+def test_trimming_the_heap_is_a_no_op_where_libc_cannot() -> None:
+    assert memory.trim_heap() is (platform.libc_ver()[0] == "glibc")
