@@ -307,6 +307,9 @@ async def run_intake_process(options: ProcessOptions) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, process.reload)
+    # The daemon starts this process with SIGHUP blocked, so that a reload sent while it
+    # imported waited: it is taken now, by the handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     try:
         process.load_config()
     except (ConfigErrors, OSError, ValueError) as exc:
@@ -344,9 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     Its own entry point rather than a `pagerd` command, so it imports what intake needs and
     not the whole daemon.
     """
-    # A reload sent while this process starts must not kill it (SIGHUP's default); one sent
-    # before even this line does, and the process is started again, on the newest copy.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="pagerd-intake-process")
     parser.add_argument("--config-copy", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)

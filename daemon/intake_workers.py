@@ -126,10 +126,19 @@ class IntakeWorkers:
             delay = min(delay * 2, _RESTART_MAX)
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
-        args = [sys.executable, "-m", "pagerd.daemon.intake_process", "--index", str(index),
-                "--notify-fd", str(self._write_fd), "--state-dir", str(self.state_dir),
-                "--config-copy", str(self.config_copy)]
-        process = await asyncio.create_subprocess_exec(*args, pass_fds=(self._write_fd,))
+        # -P: the daemon's working directory is not on the process's path, so a `pagerd/`
+        # folder there (the source tree's) cannot stand in for the installed package.
+        args = [sys.executable, "-P", "-m", "pagerd.daemon.intake_process",
+                "--index", str(index), "--notify-fd", str(self._write_fd),
+                "--state-dir", str(self.state_dir), "--config-copy", str(self.config_copy)]
+        # Started with SIGHUP blocked (a mask survives exec): a reload sent while it imports
+        # stays pending until its handler is in, instead of killing it (SIGHUP's default).
+        # Signals meanwhile sent to the daemon reach its other threads, and then its loop.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            process = await asyncio.create_subprocess_exec(*args, pass_fds=(self._write_fd,))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         log.info("intake_process.started", index=index, pid=process.pid)
         return process
 

@@ -36,6 +36,7 @@ from pagerd.daemon.intake_process import (
     intake_server,
     shared_socket,
 )
+from pagerd.daemon.intake_workers import IntakeWorkers
 from pagerd.daemon.metrics import Metrics
 from pagerd.errors import ConfigErrors
 from pagerd.settings import default_config_text, load_settings
@@ -709,3 +710,34 @@ async def test_requests_waiting_for_room_go_in_one_after_another_and_leave_at_sh
             reader.close()
     assert process.metrics.unavailable.labels("shutting down")._value.get() == 2
     assert process.metrics.unavailable.labels("backlog")._value.get() == 0
+
+
+async def test_a_reload_sent_while_an_intake_process_starts_is_taken_not_fatal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str],
+) -> None:
+    """SIGHUP kills a process that has no handler for it yet; one sent while an intake
+    process imports waits for its handler instead, and is taken. (Run from the repository
+    root, as pytest is, the process also shows that the source tree's `pagerd/` folder does
+    not shadow the installed package.)"""
+    text = config_text("http://127.0.0.1:9/hook").replace(
+        "server:\n", f"server:\n  intake_processes: 1\n  intake_listen: 127.0.0.1:{free_port()}\n")
+    metrics = Metrics()
+    workers = IntakeWorkers(1, lambda: ("pagerd.yml", text), tmp_path / "state", metrics,
+                            poke=lambda: None)
+    starting = asyncio.create_task(workers.start())
+
+    async def spawned() -> None:
+        assert workers._processes
+
+    await until(spawned, within=10)
+    workers.reload()  # the process has only just been forked: it is still importing
+    try:
+        await starting
+        await asyncio.sleep(0.5)  # a pending reload is taken as soon as the handler is in
+
+        process = workers._processes[0]
+        assert process.returncode is None
+        assert metrics.intake_process_exits._value.get() == 0
+        assert "intake_process.reloaded" in capfd.readouterr().err
+    finally:
+        await workers.stop(10)
