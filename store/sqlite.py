@@ -63,7 +63,8 @@ class SQLiteStore(Store):
         migrate(conn)
         # This daemon owns the file: a claim left by a crash was its own, and is void.
         conn.execute("UPDATE timers SET claimed_until = NULL WHERE claimed_until IS NOT NULL")
-        self._writer = GroupCommitWriter(conn, on_rest=self._rest)
+        self._writer = GroupCommitWriter(conn, on_rest=self._rest,
+                                         reopen=lambda: connect(self.path))
         self._writer.start()
         self._reader = connect(self.path)
 
@@ -77,19 +78,21 @@ class SQLiteStore(Store):
             self._reader = None
 
     def _rest(self) -> None:
-        """On the writer's thread, once it is at rest: the reader's cache and free heap go."""
+        """On the writer's thread, once it is at rest: the reader is opened afresh too (its
+        caches go with the old one), and malloc's free pages go back to the system."""
         # On the reader's own thread, so that it never runs beside a read. Once the store
         # closes, the executor refuses: the reads are over, and nothing is left to give back.
         with contextlib.suppress(RuntimeError):
             self._reads.submit(self._rest_reader)
 
     def _rest_reader(self) -> None:
-        reader = self._reader
-        try:
-            if reader is not None:
-                reader.execute("PRAGMA shrink_memory")
-        except sqlite3.Error as exc:
-            log.warning("store.shrink_failed", error=str(exc))
+        old = self._reader
+        if old is not None:
+            try:
+                self._reader = connect(self.path)
+                old.close()
+            except sqlite3.Error as exc:
+                log.warning("store.rest_failed", error=str(exc))
         trim_heap()
 
     @property
@@ -103,13 +106,21 @@ class SQLiteStore(Store):
         return await self._writer.submit(op)
 
     async def _read(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise StoreUnavailable("store is not open")
+        try:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._reads, self._on_reader, op)
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"store read failed: {exc}") from exc
+
+    def _on_reader(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        # The reader of the moment, on the reader's thread: a rest may have replaced the one
+        # there was when the read was queued.
         reader = self._reader
         if reader is None:
             raise StoreUnavailable("store is not open")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._reads, op, reader)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"store read failed: {exc}") from exc
+        return op(reader)
 
     async def ingest(self, batch: IngestBatch, now: float) -> IngestResult:
         result: IngestResult = await self._write(Mergeable(_apply_ingests, (batch, now)))

@@ -9,10 +9,12 @@ caller and the others still commit.
 Like operations queued side by side (`Mergeable`, say many intake requests of one alert
 each) run as one call, so they share statements as well as the fsync.
 
-Once it has had nothing to write for `REST_AFTER` seconds, the writer's connection gives
-back the page cache it grew under load (SQLite keeps up to `cache_size` per connection),
-and its owner is told, to do the same with what it holds: a daemon that sits for hours
-holding its open alerts should not also hold the high-water mark of the last burst.
+Once it has had nothing to write for `REST_AFTER` seconds, the writer gives back what its
+connection grew under load: SQLite keeps up to `cache_size` of pages and every prepared
+statement (the multi-row ones are large) for a connection's life, so the connection is
+opened afresh if the owner says how, else its page cache is shrunk. Then the owner is
+told, to do the same with what it holds: a daemon that sits for hours holding its open
+alerts should not also hold the high-water mark of the last burst.
 """
 
 from __future__ import annotations
@@ -78,8 +80,10 @@ class GroupCommitWriter:
     """Runs write operations on one connection in a dedicated thread, in batches."""
 
     def __init__(self, conn: sqlite3.Connection, max_pending: int = 20000,
-                 on_rest: Callable[[], object] | None = None) -> None:
+                 on_rest: Callable[[], object] | None = None,
+                 reopen: Callable[[], sqlite3.Connection] | None = None) -> None:
         self._conn = conn
+        self._reopen = reopen
         self._max_pending = max_pending
         self._on_rest = on_rest
         self._pending: deque[tuple[Operation, asyncio.Future[Any]]] = deque()
@@ -150,9 +154,15 @@ class GroupCommitWriter:
 
     def _rest(self) -> None:
         try:
-            self._conn.execute("PRAGMA shrink_memory")
+            if self._reopen is None:
+                self._conn.execute("PRAGMA shrink_memory")
+            else:
+                # The new one first: if it cannot be had, the writer goes on with the old.
+                fresh = self._reopen()
+                self._conn.close()
+                self._conn = fresh
         except sqlite3.Error as exc:
-            log.warning("store.shrink_failed", error=str(exc))
+            log.warning("store.rest_failed", error=str(exc))
         if self._on_rest is not None:
             try:
                 self._on_rest()

@@ -96,6 +96,53 @@ async def test_writes_that_change_nothing_neither_rest_nor_put_a_rest_off(
         group.close()
 
 
+async def test_at_rest_a_writer_that_can_reopen_goes_on_with_a_fresh_connection(
+    tmp_path: Path, table: sqlite3.Connection,
+) -> None:
+    # A fresh connection holds none of the old one's page cache or prepared statements.
+    opened: list[sqlite3.Connection] = []
+
+    def reopen() -> sqlite3.Connection:
+        opened.append(connect(tmp_path / "rest.db"))
+        return opened[-1]
+
+    rests = Rests()
+    group = GroupCommitWriter(table, on_rest=rests, reopen=reopen)
+    group.start()
+    try:
+        await group.submit(insert)
+        await asyncio.to_thread(rests.event.wait, 20 * REST)
+
+        assert len(opened) == 1
+        with pytest.raises(sqlite3.ProgrammingError):
+            table.execute("SELECT 1")  # the old one is closed
+        await group.submit(insert)
+        assert await group.submit(look) == 2
+        assert await group.submit(lambda conn: conn is opened[0])
+    finally:
+        group.close()
+
+
+async def test_a_writer_that_cannot_reopen_goes_on_with_its_connection(
+    table: sqlite3.Connection,
+) -> None:
+    def reopen() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    rests = Rests()
+    group = GroupCommitWriter(table, on_rest=rests, reopen=reopen)
+    group.start()
+    try:
+        await group.submit(insert)
+        await asyncio.to_thread(rests.event.wait, 20 * REST)
+
+        assert rests.count == 1
+        assert await group.submit(lambda conn: conn is table)
+        assert await group.submit(look) == 1
+    finally:
+        group.close()
+
+
 async def test_a_failing_rest_does_not_stop_the_writer(table: sqlite3.Connection) -> None:
     def broken() -> None:
         raise RuntimeError("no")
@@ -112,7 +159,7 @@ async def test_a_failing_rest_does_not_stop_the_writer(table: sqlite3.Connection
         group.close()
 
 
-async def test_the_store_at_rest_shrinks_its_reader_on_the_readers_thread(
+async def test_the_store_at_rest_opens_its_reader_afresh_on_the_readers_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     trims = Rests()
@@ -121,12 +168,15 @@ async def test_the_store_at_rest_shrinks_its_reader_on_the_readers_thread(
     await store.open()
     try:
         assert store._writer is not None
+        reader = store._reader
         await store._writer.submit(lambda conn: audit(conn, 0.0, "test", "probe", {}))
         await asyncio.to_thread(trims.event.wait, 20 * REST)
 
         assert trims.count == 1
         assert {name.split("_")[0] for name in trims.threads} == {"pagerd-reader"}
-        assert await store.next_due() is None, "the reader still reads after its shrink"
+        assert store._reader is not reader
+        assert await store.next_due() is None, "the store reads on after the rest"
+        await store._writer.submit(lambda conn: audit(conn, 1.0, "test", "probe", {}))
     finally:
         await store.close()
 
