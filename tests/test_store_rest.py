@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import platform
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,22 @@ def insert(conn: sqlite3.Connection) -> None:
 
 def look(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
+
+@contextlib.asynccontextmanager
+async def rested(table: sqlite3.Connection, reopen: Callable[[], sqlite3.Connection]
+                 ) -> AsyncIterator[GroupCommitWriter]:
+    """A writer that reopens its connection at rest, once it has written and rested."""
+    rests = Rests()
+    group = GroupCommitWriter(table, on_rest=rests, reopen=reopen)
+    group.start()
+    try:
+        await group.submit(insert)
+        await asyncio.to_thread(rests.event.wait, 20 * REST)
+        assert rests.count == 1
+        yield group
+    finally:
+        group.close()
 
 
 async def test_a_quiet_spell_after_a_change_rests_once(table: sqlite3.Connection) -> None:
@@ -106,21 +123,13 @@ async def test_at_rest_a_writer_that_can_reopen_goes_on_with_a_fresh_connection(
         opened.append(connect(tmp_path / "rest.db"))
         return opened[-1]
 
-    rests = Rests()
-    group = GroupCommitWriter(table, on_rest=rests, reopen=reopen)
-    group.start()
-    try:
-        await group.submit(insert)
-        await asyncio.to_thread(rests.event.wait, 20 * REST)
-
+    async with rested(table, reopen) as group:
         assert len(opened) == 1
         with pytest.raises(sqlite3.ProgrammingError):
             table.execute("SELECT 1")  # the old one is closed
         await group.submit(insert)
         assert await group.submit(look) == 2
         assert await group.submit(lambda conn: conn is opened[0])
-    finally:
-        group.close()
 
 
 async def test_a_writer_that_cannot_reopen_goes_on_with_its_connection(
@@ -129,18 +138,9 @@ async def test_a_writer_that_cannot_reopen_goes_on_with_its_connection(
     def reopen() -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    rests = Rests()
-    group = GroupCommitWriter(table, on_rest=rests, reopen=reopen)
-    group.start()
-    try:
-        await group.submit(insert)
-        await asyncio.to_thread(rests.event.wait, 20 * REST)
-
-        assert rests.count == 1
+    async with rested(table, reopen) as group:
         assert await group.submit(lambda conn: conn is table)
         assert await group.submit(look) == 1
-    finally:
-        group.close()
 
 
 async def test_a_failing_rest_does_not_stop_the_writer(table: sqlite3.Connection) -> None:
