@@ -57,6 +57,7 @@ class IntakeWorkers:
         self._listening: set[int] = set()
         self._unread = b""
         self._all_listening = asyncio.Event()
+        self._spawning = asyncio.Lock()
 
     async def start(self) -> None:
         """Start every process, each watched by a task that restarts it; return once all
@@ -133,12 +134,17 @@ class IntakeWorkers:
                 "--state-dir", str(self.state_dir), "--config-copy", str(self.config_copy)]
         # Started with SIGHUP blocked (a mask survives exec): a reload sent while it imports
         # stays pending until its handler is in, instead of killing it (SIGHUP's default).
-        # Signals meanwhile sent to the daemon reach its other threads, and then its loop.
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-        try:
-            process = await asyncio.create_subprocess_exec(*args, pass_fds=(self._write_fd,))
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        # The mask is the thread's, and this one waits in between: spawns go one at a time,
+        # or one would restore the mask another had set, and leave SIGHUP blocked. A SIGHUP
+        # sent to the daemon meanwhile is taken by one of its other threads (the store's,
+        # started with it unblocked), whose handler hands it to the event loop.
+        async with self._spawning:
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *args, pass_fds=(self._write_fd,))
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         log.info("intake_process.started", index=index, pid=process.pid)
         return process
 

@@ -8,7 +8,6 @@ of the last burst. `malloc_trim(0)` returns every free page of every arena. Else
 
 from __future__ import annotations
 
-import ctypes
 from collections.abc import Callable
 
 import structlog
@@ -25,9 +24,17 @@ def trim_heap() -> bool:
     if not _looked:
         _looked = True
         try:
-            _trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
-        except OSError as exc:
-            log.debug("store.trim_unavailable", error=str(exc))
+            # Imported here, and any failure taken: importing ctypes makes a callback, which
+            # a sandbox that denies writable code (systemd's MemoryDenyWriteExecute) may
+            # refuse where libffi has no static trampolines, and the daemon must run anyway.
+            import ctypes
+
+            trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+            if trim is not None:
+                trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+            _trim = trim
+        except Exception as exc:
+            log.info("store.trim_unavailable", error=str(exc))
     if _trim is None:
         return False
     _trim(0)

@@ -40,11 +40,16 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        # FULL: a COMMIT is on disk before anyone is told it is; a 2xx promises that.
-        conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a COMMIT is on disk before anyone is told it is; a 2xx promises that.
+            conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -86,13 +91,14 @@ class SQLiteStore(Store):
             self._reads.submit(self._rest_reader)
 
     def _rest_reader(self) -> None:
-        old = self._reader
-        if old is not None:
-            try:
+        # Nobody awaits this job, so nothing may escape it unlogged.
+        try:
+            old = self._reader
+            if old is not None:
                 self._reader = connect(self.path)
                 old.close()
-            except sqlite3.Error as exc:
-                log.warning("store.rest_failed", error=str(exc))
+        except Exception as exc:
+            log.warning("store.reader_rest_failed", error=str(exc))
         trim_heap()
 
     @property

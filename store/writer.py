@@ -34,6 +34,9 @@ from pagerd.store.base import StoreUnavailable
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 
+# A rest costs about 0.2 ms (two connections opened, their first statements prepared again),
+# so resting after any second of quiet costs nothing that counts; waiting longer would only
+# hold the memory longer.
 REST_AFTER = 1.0
 
 log = structlog.get_logger("pagerd.store")
@@ -130,6 +133,13 @@ class GroupCommitWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            # The writer may have opened the connection it ends with: it closes it.
+            self._conn.close()
+
+    def _serve(self) -> None:
         # Rest is measured from the last commit that changed a row: the daemon's own polls
         # (a claim of due timers that finds none) keep the writer awake, not busy.
         changed_at = time.monotonic()
@@ -148,11 +158,12 @@ class GroupCommitWriter:
                 self._commit(batch)
                 if self._conn.total_changes != changes:
                     changed_at, rested = time.monotonic(), False
-            if not rested and time.monotonic() - changed_at >= REST_AFTER:
+            if not rested and not self._closing and time.monotonic() - changed_at >= REST_AFTER:
                 self._rest()
                 rested = True
 
     def _rest(self) -> None:
+        # Giving memory back is a nicety: no failure of it may stop the writer.
         try:
             if self._reopen is None:
                 self._conn.execute("PRAGMA shrink_memory")
@@ -161,14 +172,13 @@ class GroupCommitWriter:
                 fresh = self._reopen()
                 self._conn.close()
                 self._conn = fresh
-        except sqlite3.Error as exc:
-            log.warning("store.rest_failed", error=str(exc))
+        except Exception as exc:
+            log.warning("store.writer_rest_failed", error=str(exc))
         if self._on_rest is not None:
             try:
                 self._on_rest()
-            except Exception:
-                # Giving memory back is a nicety: its failure must not stop the writer.
-                log.exception("store.rest_failed")
+            except Exception as exc:
+                log.warning("store.rest_failed", error=str(exc))
 
     def _commit(self, batch: list[tuple[Operation, asyncio.Future[Any]]]) -> None:
         try:

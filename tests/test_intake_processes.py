@@ -712,32 +712,33 @@ async def test_requests_waiting_for_room_go_in_one_after_another_and_leave_at_sh
     assert process.metrics.unavailable.labels("backlog")._value.get() == 0
 
 
-async def test_a_reload_sent_while_an_intake_process_starts_is_taken_not_fatal(
+async def test_a_reload_sent_while_intake_processes_start_is_taken_not_fatal(
     tmp_path: Path, capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """SIGHUP kills a process that has no handler for it yet; one sent while an intake
-    process imports waits for its handler instead, and is taken. (Run from the repository
-    root, as pytest is, the process also shows that the source tree's `pagerd/` folder does
-    not shadow the installed package.)"""
+    """SIGHUP kills a process that has no handler for it yet; one sent while intake
+    processes import waits for their handlers instead, and is taken; and the daemon's own
+    thread, which blocks SIGHUP while it starts each, is left with it unblocked. (Run from
+    the repository root, as pytest is, the processes also show that the source tree's
+    `pagerd/` folder does not shadow the installed package.)"""
     text = config_text("http://127.0.0.1:9/hook").replace(
-        "server:\n", f"server:\n  intake_processes: 1\n  intake_listen: 127.0.0.1:{free_port()}\n")
+        "server:\n", f"server:\n  intake_processes: 2\n  intake_listen: 127.0.0.1:{free_port()}\n")
     metrics = Metrics()
-    workers = IntakeWorkers(1, lambda: ("pagerd.yml", text), tmp_path / "state", metrics,
+    workers = IntakeWorkers(2, lambda: ("pagerd.yml", text), tmp_path / "state", metrics,
                             poke=lambda: None)
     starting = asyncio.create_task(workers.start())
 
     async def spawned() -> None:
-        assert workers._processes
+        assert len(workers._processes) == 2
 
     await until(spawned, within=10)
-    workers.reload()  # the process has only just been forked: it is still importing
+    workers.reload()  # the processes have only just been forked: they are still importing
     try:
         await starting
         await asyncio.sleep(0.5)  # a pending reload is taken as soon as the handler is in
 
-        process = workers._processes[0]
-        assert process.returncode is None
+        assert [p.returncode for p in workers._processes.values()] == [None, None]
         assert metrics.intake_process_exits._value.get() == 0
-        assert "intake_process.reloaded" in capfd.readouterr().err
+        assert capfd.readouterr().err.count("intake_process.reloaded") == 2
+        assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
     finally:
         await workers.stop(10)
