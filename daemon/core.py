@@ -33,7 +33,7 @@ from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
 from pagerd.oncall.users import ContactMethod, User
-from pagerd.settings import Settings, load_settings, locate
+from pagerd.settings import IntakeProcesses, Settings, load_settings, locate
 from pagerd.store.base import PageOrder, Store
 from pagerd.store.sqlite import SQLiteStore
 
@@ -41,6 +41,9 @@ if TYPE_CHECKING:  # loaded only when an integration takes Entra ID tokens
     from pagerd.receivers.entra import EntraVerifier
 
 log = structlog.get_logger("pagerd.daemon")
+
+# How long intake processes a reload replaces have to finish the requests inside them.
+_INTAKE_STOP = 5.0
 
 
 class StartupError(Exception):
@@ -163,14 +166,41 @@ class Daemon:
             changed=lambda: self.dispatcher.wake(),
             before_ingest=lambda: self.dispatcher.claim_beside_next_write())
         self._drain_task = asyncio.create_task(self.journal_drain.run(), name="journal")
+        await self._start_intake_workers()
+
+    async def _start_intake_workers(self) -> None:
         processes = self.settings.intake.processes
-        if processes:
+        if not processes:
+            return
+        merge = self.counter_merge
+        if merge is None:
             merge = self.counter_merge = CounterMerge(self.state.path / "intake", self.metrics)
             merge.forget_old()
-            self.intake_workers = IntakeWorkers(
-                processes, lambda: self.config_source, self.state.path, self.metrics,
-                poke=self.journal_drain.poke, exited=merge.merge)
-            await self.intake_workers.start()
+        assert self.journal_drain is not None  # started first, in the same step
+        self.intake_workers = IntakeWorkers(
+            processes, lambda: self.config_source, self.state.path, self.metrics,
+            poke=self.journal_drain.poke, exited=merge.merge)
+        await self.intake_workers.start()
+
+    async def _restart_intake_workers(self, before: IntakeProcesses) -> None:
+        """A reload changed the number of intake processes or their port: the old ones stop
+        (what they accepted is journalled, and ingested as ever), then the new ones start.
+
+        Meanwhile the intake port refuses connections or answers 503, which senders retry;
+        the daemon's own port serves intake throughout.
+        """
+        log.info("intake_processes.restarting", processes_before=before.processes,
+                 processes=self.settings.intake.processes, listen=self.settings.intake.listen)
+        workers, self.intake_workers = self.intake_workers, None
+        if workers is not None:
+            await workers.stop(_INTAKE_STOP)
+        if not self.ready:
+            return  # the daemon began to stop meanwhile
+        try:
+            await self._start_intake_workers()
+        except RuntimeError as exc:
+            # They keep being started again; the daemon's own port serves intake meanwhile.
+            log.error("intake_processes.restart_failed", error=str(exc))
 
     def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
         """The dispatcher with a handler for every kind of timer."""
@@ -423,11 +453,12 @@ class Daemon:
                 await verifier.close()
             self.metrics.set_config(settings.digest, time.time())
             log.info("config.reloaded", file=file, digest=settings.digest)
-            if self.intake_workers is not None:
+            intake = settings.intake
+            if (intake.processes, intake.listen) != (intake_before.processes,
+                                                     intake_before.listen):
+                await self._restart_intake_workers(intake_before)
+            elif self.intake_workers is not None:
                 self.intake_workers.reload()
-            if settings.intake != intake_before:
-                log.warning("config.intake_processes_unchanged",
-                            reason="intake processes and their port change at restart")
 
     async def stop(self, deadline: float = 10.0) -> None:
         """Ordered shutdown: stop intake, drain sends, persist, close.

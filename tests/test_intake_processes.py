@@ -742,3 +742,61 @@ async def test_a_reload_sent_while_intake_processes_start_is_taken_not_fatal(
         assert signal.SIGHUP not in signal.pthread_sigmask(signal.SIG_BLOCK, set())
     finally:
         await workers.stop(10)
+
+
+async def test_a_reload_changes_the_number_and_port_of_intake_processes(tmp_path: Path) -> None:
+    """The old processes stop (what they accepted is ingested), the new ones serve the new
+    port; with none configured, the daemon's own port serves intake as ever."""
+    port, first_port, second_port = free_port(), free_port(), free_port()
+    base = config_text("http://127.0.0.1:9/hook")
+
+    def with_intake(processes: int, listen: int) -> str:
+        return base.replace("server:\n", f"server:\n  intake_processes: {processes}\n"
+                                         f"  intake_listen: 127.0.0.1:{listen}\n")
+
+    config = tmp_path / "pagerd.yml"
+    config.write_text(with_intake(1, first_port))
+    state = tmp_path / "state"
+    daemon = pagerd_process(config, state, port, tmp_path / "pagerd.log")
+
+    async def post(to: int, instance: str) -> int | None:
+        """The answer's status, None if the port refuses connections."""
+        try:
+            async with aiohttp.ClientSession() as fresh, fresh.post(
+                    f"http://127.0.0.1:{to}/api/v1/alertmanager",
+                    json=am_payload(am_alert(alertname="Disk", instance=instance)),
+                    headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+                return response.status
+        except aiohttp.ClientConnectorError:
+            return None
+
+    async with running(daemon):
+        first = intake_pids(state)
+        assert len(first) == 1
+        assert await post(first_port, "a") == 200
+
+        config.write_text(with_intake(2, second_port))
+        os.kill(daemon.pid, signal.SIGHUP)
+
+        async def replaced() -> None:
+            pids = intake_pids(state)
+            assert len(pids) == 2 and not set(pids) & set(first), pids
+            assert await post(second_port, "b") == 200
+
+        await until(replaced, within=15)
+        assert await post(first_port, "c") is None
+
+        config.write_text(with_intake(0, second_port))
+        os.kill(daemon.pid, signal.SIGHUP)
+
+        async def none_left() -> None:
+            assert intake_pids(state) == []
+
+        await until(none_left, within=15)
+        assert await post(port, "d") == 200
+
+    assert daemon.stopped_with == 0, daemon.failure("SIGTERM did not exit 0")
+    conn = sqlite3.connect(state / "pagerd.db")
+    stored = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+    conn.close()
+    assert stored == 3
