@@ -14,7 +14,7 @@ import aiohttp
 import structlog
 
 from pagerd.clock import Clock
-from pagerd.daemon import handoffs, practice_watch
+from pagerd.daemon import handoffs, heap, practice_watch
 from pagerd.daemon.dispatcher import Dispatcher
 from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
@@ -459,6 +459,7 @@ class Daemon:
                 await self._restart_intake_workers(intake_before)
             elif self.intake_workers is not None:
                 self.intake_workers.reload()
+            heap.settle()  # the old config, now garbage, goes; the new one is frozen
 
     async def stop(self, deadline: float = 10.0) -> None:
         """Ordered shutdown: stop intake, drain sends, persist, close.

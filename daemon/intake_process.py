@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import structlog
 import uvloop
 
+from pagerd.daemon import heap
 from pagerd.daemon.intake_counters import counters_file, counters_text, write_counters
 from pagerd.daemon.intake_gate import IntakeRequest, admit, verifiers_for
 from pagerd.daemon.intake_http import IntakeHttpServer
@@ -232,6 +233,7 @@ class IntakeProcess:
             log.warning("intake_process.reload_refused", error=str(exc))
             return
         log.info("intake_process.reloaded", digest=self.settings.digest)
+        heap.settle()
 
     def write_counters(self) -> None:
         """Leave this process's refusal counters where the daemon reads them, if changed."""
@@ -330,6 +332,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
     await server.start(sock)
     process.tell_listening()
     log.info("intake_process.listening", index=options.index, address=f"{host}:{port}")
+    heap.settle()
     await process.watch(stop)
 
     # Answer 503 from here; requests already inside finish, and their entries commit.

@@ -10,7 +10,7 @@ import structlog
 from aiohttp import web
 
 from pagerd import __version__
-from pagerd.daemon import systemd
+from pagerd.daemon import heap, systemd
 from pagerd.daemon.app import build_app
 from pagerd.daemon.core import Daemon, Options, StartupError
 from pagerd.daemon.statedir import StateDir, default_state_dir
@@ -51,6 +51,7 @@ async def serve(options: Options) -> int:
         await daemon.stop(1.0)
         return 1
     log.info("pagerd.listening", address=f"{host}:{port}")
+    heap.settle()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
