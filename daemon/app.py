@@ -14,7 +14,7 @@ from pagerd.daemon import (
     api_status,
     api_twilio,
 )
-from pagerd.daemon.core import Daemon
+from pagerd.daemon.core import Daemon, Stopping
 from pagerd.daemon.intake_gate import admit
 from pagerd.daemon.responses import (
     Reply,
@@ -93,6 +93,8 @@ class Api:
         except ConfigErrors as exc:
             errors = [{"position": str(e.position), "reason": e.reason} for e in exc.errors]
             return json_response({"error": "config refused", "errors": errors}, 400)
+        except Stopping:
+            return unavailable(self.daemon, "shutting down")
         return json_response({"status": "success", "digest": self.daemon.settings.digest})
 
     async def list_incidents(self, request: web.Request) -> web.Response:

@@ -33,7 +33,7 @@ from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
 from pagerd.oncall.users import ContactMethod, User
-from pagerd.settings import IntakeProcesses, Settings, load_settings, locate
+from pagerd.settings import IntakeProcesses, Settings, load_settings, locate, next_port
 from pagerd.store.base import PageOrder, Store
 from pagerd.store.sqlite import SQLiteStore
 
@@ -44,6 +44,10 @@ log = structlog.get_logger("pagerd.daemon")
 
 # How long intake processes a reload replaces have to finish the requests inside them.
 _INTAKE_STOP = 5.0
+
+
+class Stopping(Exception):
+    """The daemon is shutting down: a reload is not taken (senders of it may retry)."""
 
 
 class StartupError(Exception):
@@ -86,6 +90,9 @@ class Daemon:
         self.admin_token = ""
         self.accepting = False
         self.ready = False
+        self.stopping = False
+        # The address this daemon serves on, fixed at start: `listen` takes effect at restart.
+        self.listen = ""
         self._session: aiohttp.ClientSession | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
         self.intake_workers: IntakeWorkers | None = None
@@ -121,6 +128,7 @@ class Daemon:
     async def _load_config(self) -> None:
         file, text = locate(self.options.config)
         self.settings = load_settings(file, text)
+        self.listen = self.options.listen or self.settings.listen
         self.config_source = (file, text)
         self.settings_loaded_at = time.time()
         self.user_tokens = _user_tokens(self.settings)
@@ -177,30 +185,47 @@ class Daemon:
             merge = self.counter_merge = CounterMerge(self.state.path / "intake", self.metrics)
             merge.forget_old()
         assert self.journal_drain is not None  # started first, in the same step
-        self.intake_workers = IntakeWorkers(
-            processes, lambda: self.config_source, self.state.path, self.metrics,
-            poke=self.journal_drain.poke, exited=merge.merge)
-        await self.intake_workers.start()
+        workers = self.intake_workers = IntakeWorkers(
+            processes, self.intake_listen(self.settings), lambda: self.config_source,
+            self.state.path, self.metrics, poke=self.journal_drain.poke, exited=merge.merge)
+        try:
+            await workers.start()
+        except RuntimeError:
+            raise  # some did not listen: the set keeps starting them
+        except Exception:
+            self.intake_workers = None  # nothing of the set runs
+            raise
+
+    def intake_listen(self, settings: Settings) -> str:
+        """Where the intake processes listen under `settings`: as configured, else the port
+        after the daemon's own (the one it serves on, which a reload does not move)."""
+        return next_port(self.listen) if settings.intake.derived else settings.intake.listen
 
     async def _restart_intake_workers(self, before: IntakeProcesses) -> None:
         """A reload changed the number of intake processes or their port: the old ones stop
         (what they accepted is journalled, and ingested as ever), then the new ones start.
 
         Meanwhile the intake port refuses connections or answers 503, which senders retry;
-        the daemon's own port serves intake throughout.
+        the daemon's own port serves intake throughout. A shutdown meanwhile stops whichever
+        set is there (the old one still stopping, or the new one starting).
         """
+        listen = self.intake_listen(self.settings)
         log.info("intake_processes.restarting", processes_before=before.processes,
-                 processes=self.settings.intake.processes, listen=self.settings.intake.listen)
-        workers, self.intake_workers = self.intake_workers, None
-        if workers is not None:
-            await workers.stop(_INTAKE_STOP)
-        if not self.ready:
-            return  # the daemon began to stop meanwhile
+                 processes=self.settings.intake.processes, listen=listen)
+        if self.intake_workers is not None:
+            await self.intake_workers.stop(_INTAKE_STOP)
+            self.intake_workers = None
+        if self.stopping:
+            return
         try:
             await self._start_intake_workers()
-        except RuntimeError as exc:
-            # They keep being started again; the daemon's own port serves intake meanwhile.
-            log.error("intake_processes.restart_failed", error=str(exc))
+        except Exception as exc:
+            # Processes that started and then failed keep being started again by their
+            # set; a set that could not be made at all is made again by the next reload.
+            # Either way the daemon's own port serves intake meanwhile.
+            log.error("intake_processes.restart_failed", error=str(exc),
+                      processes=self.settings.intake.processes, listen=listen,
+                      retry="by the set" if self.intake_workers is not None else "next reload")
 
     def build_dispatcher(self, session: aiohttp.ClientSession) -> Dispatcher:
         """The dispatcher with a handler for every kind of timer."""
@@ -422,9 +447,13 @@ class Daemon:
     async def reload(self) -> None:
         """Swap in the config on disk atomically; a bad one is refused and the old one runs.
 
-        Raises ConfigErrors (already logged) when the new config is refused.
+        Raises ConfigErrors (already logged) when the new config is refused, and Stopping
+        when the daemon has begun to shut down.
         """
         async with self._reload_lock:
+            if self.stopping:
+                log.info("config.reload_skipped", reason="shutting down")
+                raise Stopping("shutting down")
             try:
                 file, text = locate(self.options.config)
                 settings = load_settings(file, text)
@@ -441,7 +470,8 @@ class Daemon:
             router = Router(settings, firing)
             old_verifiers, self.verifiers = self.verifiers, verifiers_for(
                 settings.integrations.values())
-            intake_before = self.settings.intake
+            settings_before = self.settings
+            intake_before = settings_before.intake
             # The swaps happen with no await between them: a request sees old or new.
             self.settings = settings
             self.tokens = tokens
@@ -453,9 +483,12 @@ class Daemon:
                 await verifier.close()
             self.metrics.set_config(settings.digest, time.time())
             log.info("config.reloaded", file=file, digest=settings.digest)
-            intake = settings.intake
-            if (intake.processes, intake.listen) != (intake_before.processes,
-                                                     intake_before.listen):
+            if settings.listen != settings_before.listen:
+                log.warning("config.restart_needed", setting="server.listen",
+                            serving=self.listen, configured=settings.listen)
+            if (settings.intake.processes, self.intake_listen(settings)) != (
+                    intake_before.processes, self.intake_listen(settings_before)) or (
+                    settings.intake.processes and self.intake_workers is None):
                 await self._restart_intake_workers(intake_before)
             elif self.intake_workers is not None:
                 self.intake_workers.reload()
@@ -470,6 +503,7 @@ class Daemon:
         """
         self.accepting = False
         self.ready = False
+        self.stopping = True
         await self._stop_intake_processes(deadline * 0.5)
         for task in self._watch_tasks:
             task.cancel()

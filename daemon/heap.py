@@ -5,7 +5,9 @@ next reload). Every full collection of the cyclic garbage collector would walk t
 about 25 ms with the main thread stopped, which under 100 alerts a request came about once
 a second. Frozen (`gc.freeze`), they are left out, and a full collection walks only what came
 after them (5-12 ms there). They are still freed when nothing refers to them; a cycle among
-them would only be found after the next reload unfreezes them.
+them would only be found after the next reload unfreezes them. That includes the few objects
+in flight at the moment (a request, a send): a reload's settle freezes them too, so a cycle
+of theirs waits for the next reload, a bounded cost.
 """
 
 from __future__ import annotations

@@ -71,6 +71,9 @@ class ProcessOptions:
     state_dir: Path
     index: int
     notify_fd: int
+    # The daemon's, not the config's: a default intake port follows the address the daemon
+    # serves on, which a reload does not move.
+    listen: str
 
 
 class IntakeProcess:
@@ -317,7 +320,7 @@ async def run_intake_process(options: ProcessOptions) -> int:
     except (ConfigErrors, OSError, ValueError) as exc:
         log.error("intake_process.startup_failed", error=str(exc))
         return 1
-    host, port = split_listen(process.settings.intake.listen)
+    host, port = split_listen(options.listen)
     try:
         sock = shared_socket(host, port)
     except OSError as exc:
@@ -355,10 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, required=True)
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--notify-fd", type=int, required=True)
+    parser.add_argument("--listen", required=True)
     args = parser.parse_args(argv)
     configure_logging()
     options = ProcessOptions(config_copy=args.config_copy, state_dir=args.state_dir,
-                             index=args.index, notify_fd=args.notify_fd)
+                             index=args.index, notify_fd=args.notify_fd, listen=args.listen)
     # uvloop: this process is all HTTP, which it serves about 8 % faster than asyncio's loop.
     return uvloop.run(run_intake_process(options))
 

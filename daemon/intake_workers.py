@@ -36,12 +36,13 @@ LISTENING = b"L"
 
 
 class IntakeWorkers:
-    """Runs `count` intake processes for one daemon."""
+    """Runs `count` intake processes for one daemon, listening on `listen`."""
 
-    def __init__(self, count: int, source: Callable[[], tuple[str, str]], state_dir: Path,
-                 metrics: Metrics, poke: Callable[[], None],
+    def __init__(self, count: int, listen: str, source: Callable[[], tuple[str, str]],
+                 state_dir: Path, metrics: Metrics, poke: Callable[[], None],
                  exited: Callable[[], None] = lambda: None) -> None:
         self.count = count
+        self.listen = listen
         self._exited = exited
         # The config the daemon accepted (file name, text): the processes run that, not
         # whatever the file holds now, which may be refused or not yet reloaded.
@@ -53,6 +54,10 @@ class IntakeWorkers:
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._stopping_event = asyncio.Event()
+        # Set once stop() has run: a second stop (a shutdown while a reload stops the set)
+        # waits for the first rather than closing the pipe twice.
+        self._stopped = asyncio.Event()
         self._read_fd, self._write_fd = os.pipe()
         self._listening: set[int] = set()
         self._unread = b""
@@ -61,18 +66,29 @@ class IntakeWorkers:
 
     async def start(self) -> None:
         """Start every process, each watched by a task that restarts it; return once all
-        of them listen, so that connections made from then on are spread over all of them.
+        of them listen, so that connections made from then on are spread over all of them,
+        or once stop() is called meanwhile.
         """
+        try:
+            self._write_config()
+        except BaseException:
+            self._close_pipe()  # nothing was started: the set is done with
+            raise
         os.set_blocking(self._read_fd, False)
-        self._write_config()
         asyncio.get_running_loop().add_reader(self._read_fd, self._read_pipe)
         for index in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep(index)))
+        listening = asyncio.ensure_future(self._all_listening.wait())
+        stopping = asyncio.ensure_future(self._stopping_event.wait())
         try:
-            await asyncio.wait_for(self._all_listening.wait(), _LISTEN_TIMEOUT)
-        except TimeoutError:
+            await asyncio.wait((listening, stopping), timeout=_LISTEN_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            listening.cancel()
+            stopping.cancel()
+        if not self._all_listening.is_set() and not self._stopping:
             raise RuntimeError(f"{self.count - len(self._listening)} of {self.count} intake "
-                               "processes did not listen (their log says why)") from None
+                               "processes did not listen (their log says why)")
 
     def _write_config(self) -> None:
         file, text = self._source()
@@ -130,7 +146,7 @@ class IntakeWorkers:
         # -P: the daemon's working directory is not on the process's path, so a `pagerd/`
         # folder there (the source tree's) cannot stand in for the installed package.
         args = [sys.executable, "-P", "-m", "pagerd.daemon.intake_process",
-                "--index", str(index), "--notify-fd", str(self._write_fd),
+                "--index", str(index), "--notify-fd", str(self._write_fd), "--listen", self.listen,
                 "--state-dir", str(self.state_dir), "--config-copy", str(self.config_copy)]
         # Started with SIGHUP blocked (a mask survives exec): a reload sent while it imports
         # stays pending until its handler is in, instead of killing it (SIGHUP's default).
@@ -160,8 +176,22 @@ class IntakeWorkers:
                     process.send_signal(signum)
 
     async def stop(self, deadline: float) -> None:
-        """Stop every process: each answers 503, finishes what is inside, commits, exits."""
+        """Stop every process: each answers 503, finishes what is inside, commits, exits.
+
+        A second call waits for the first.
+        """
+        if self._stopping:
+            await self._stopped.wait()
+            return
         self._stopping = True
+        self._stopping_event.set()
+        try:
+            await self._stop_processes(deadline)
+        finally:
+            self._close_pipe()
+            self._stopped.set()
+
+    async def _stop_processes(self, deadline: float) -> None:
         self._signal(signal.SIGTERM)
         waits = [process.wait() for process in self._processes.values()]
         try:
@@ -169,12 +199,18 @@ class IntakeWorkers:
         except TimeoutError:
             # What a killed process had committed is in its journal; what it had not was
             # never answered 2xx.
-            log.warning("intake_process.killed_at_shutdown")
+            pids = [p.pid for p in self._processes.values() if p.returncode is None]
+            log.warning("intake_process.killed", pids=pids, deadline=deadline)
             self._signal(signal.SIGKILL)
             await asyncio.gather(*(p.wait() for p in self._processes.values()))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _close_pipe(self) -> None:
+        if self._read_fd < 0:
+            return
         asyncio.get_running_loop().remove_reader(self._read_fd)
         os.close(self._read_fd)
         os.close(self._write_fd)
+        self._read_fd = self._write_fd = -1

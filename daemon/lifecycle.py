@@ -12,7 +12,7 @@ from aiohttp import web
 from pagerd import __version__
 from pagerd.daemon import heap, systemd
 from pagerd.daemon.app import build_app
-from pagerd.daemon.core import Daemon, Options, StartupError
+from pagerd.daemon.core import Daemon, Options, StartupError, Stopping
 from pagerd.daemon.statedir import StateDir, default_state_dir
 from pagerd.errors import ConfigErrors
 from pagerd.settings import split_listen
@@ -41,7 +41,7 @@ async def serve(options: Options) -> int:
     runner = web.AppRunner(build_app(daemon), access_log=None,
                            shutdown_timeout=SHUTDOWN_DEADLINE / 2)
     await runner.setup()
-    host, port = split_listen(options.listen or daemon.settings.listen)
+    host, port = split_listen(daemon.listen)
     site = web.TCPSite(runner, host, port, backlog=1024)
     try:
         await site.start()
@@ -89,7 +89,7 @@ async def _shutdown(daemon: Daemon, runner: web.AppRunner, helpers: list[asyncio
 
 async def _reload(daemon: Daemon) -> None:
     # Errors are logged by reload itself, with file and line; the old config keeps running.
-    with contextlib.suppress(ConfigErrors):
+    with contextlib.suppress(ConfigErrors, Stopping):
         await daemon.reload()
 
 

@@ -124,6 +124,9 @@ class IntakeProcesses:
     # a second of the daemon's work, so a page waits in the journal for seconds at most
     # (a sender keeps what it was refused, and retries).
     backlog: int = 20_000
+    # No `intake_listen` in the config: the port after the daemon's own, which the daemon
+    # works out from the address it listens on (`--listen` or the `listen` it started with).
+    derived: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,12 @@ def split_listen(listen: str) -> tuple[str, int]:
     """HOST:PORT (or [v6]:PORT) as a pair."""
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def next_port(listen: str) -> str:
+    """HOST:PORT+1: where intake processes listen when the config does not say."""
+    host, _, port = listen.rpartition(":")
+    return f"{host}:{int(port) + 1}" if port.isdigit() else ""
 
 
 def load_settings(file: str, text: str) -> Settings:
@@ -250,9 +259,7 @@ def _intake_processes(server: dict[str, Any], listen: str, errors: list[ConfigEr
         errors.append(ConfigError(position(server, "intake_backlog"),
                                   "must be a positive integer"))
         return IntakeProcesses()
-    host, _, port = listen.rpartition(":")
-    default = f"{host}:{int(port) + 1}" if port.isdigit() else ""
-    intake_listen = str(server.get("intake_listen", default))
+    intake_listen = str(server.get("intake_listen", next_port(listen)))
     if processes and not intake_listen.rpartition(":")[2].isdigit():
         errors.append(ConfigError(position(server, "intake_listen"),
                                   "must be HOST:PORT, a port of its own"))
@@ -260,7 +267,8 @@ def _intake_processes(server: dict[str, Any], listen: str, errors: list[ConfigEr
         errors.append(ConfigError(position(server, "intake_listen"),
                                   "must differ from listen: intake processes have a port of "
                                   "their own"))
-    return IntakeProcesses(processes, intake_listen, backlog)
+    return IntakeProcesses(processes, intake_listen, backlog=backlog,
+                           derived="intake_listen" not in server)
 
 
 def _oncall(doc: dict[str, Any], errors: list[ConfigError]) -> OnCall | None:

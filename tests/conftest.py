@@ -1,10 +1,11 @@
 """Shared test set-up: a bounded hypothesis profile for CI, paths to shared fixtures, and a
-fresh SQLite store."""
+fresh SQLite store; no test leaves the heap frozen."""
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,14 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def unfrozen() -> Iterator[None]:
+    """A daemon's start or reload freezes the heap (daemon/heap.py): in a test that is the
+    test process's, which later tests would then keep uncollected."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture

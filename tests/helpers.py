@@ -157,3 +157,16 @@ async def eventually(check: Any, within: float = 10.0) -> None:
                 return
             except AssertionError:
                 await asyncio.sleep(0.05)
+
+
+async def post_alert(port: int, instance: str) -> int | None:
+    """The status of an alert posted to pagerd's Alertmanager endpoint on loopback `port`;
+    None if the port refuses connections."""
+    try:
+        async with aiohttp.ClientSession() as session, session.post(
+                f"http://127.0.0.1:{port}/api/v1/alertmanager",
+                json=am_payload(am_alert(alertname="Disk", instance=instance)),
+                headers={"Authorization": f"Bearer {TOKEN}"}) as response:
+            return response.status
+    except aiohttp.ClientConnectorError:
+        return None

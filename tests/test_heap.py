@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,12 +24,6 @@ def cycle() -> Node:
     a, b = Node(), Node()
     a.other, b.other = b, a
     return a
-
-
-@pytest.fixture(autouse=True)
-def unfrozen() -> Iterator[None]:
-    yield
-    gc.unfreeze()
 
 
 def test_settle_freezes_what_lives_and_the_next_one_frees_what_died() -> None:

@@ -44,7 +44,16 @@ from pagerd.store import sqlite_ingest
 from pagerd.store.base import StoreUnavailable
 from pagerd.store.journal import JournalReader, JournalWriter
 
-from helpers import ADMIN, TOKEN, am_alert, am_payload, config_text, free_port, running_daemon
+from helpers import (
+    ADMIN,
+    TOKEN,
+    am_alert,
+    am_payload,
+    config_text,
+    free_port,
+    post_alert,
+    running_daemon,
+)
 from procs import intake_pids, pagerd_process, running, until
 
 
@@ -600,7 +609,7 @@ async def serving_intake(tmp_path: Path, text: str) -> AsyncIterator[tuple[Intak
     copy.write_text(orjson.dumps({"file": str(tmp_path / "pagerd.yml"), "text": text}).decode())
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
-    process = IntakeProcess(ProcessOptions(copy, tmp_path, 0, write_end))
+    process = IntakeProcess(ProcessOptions(copy, tmp_path, 0, write_end, "127.0.0.1:0"))
     process.load_config()
     port = free_port()
     server = intake_server(process)
@@ -720,11 +729,12 @@ async def test_a_reload_sent_while_intake_processes_start_is_taken_not_fatal(
     thread, which blocks SIGHUP while it starts each, is left with it unblocked. (Run from
     the repository root, as pytest is, the processes also show that the source tree's
     `pagerd/` folder does not shadow the installed package.)"""
+    listen = f"127.0.0.1:{free_port()}"
     text = config_text("http://127.0.0.1:9/hook").replace(
-        "server:\n", f"server:\n  intake_processes: 2\n  intake_listen: 127.0.0.1:{free_port()}\n")
+        "server:\n", f"server:\n  intake_processes: 2\n  intake_listen: {listen}\n")
     metrics = Metrics()
-    workers = IntakeWorkers(2, lambda: ("pagerd.yml", text), tmp_path / "state", metrics,
-                            poke=lambda: None)
+    workers = IntakeWorkers(2, listen, lambda: ("pagerd.yml", text), tmp_path / "state",
+                            metrics, poke=lambda: None)
     starting = asyncio.create_task(workers.start())
 
     async def spawned() -> None:
@@ -759,21 +769,10 @@ async def test_a_reload_changes_the_number_and_port_of_intake_processes(tmp_path
     state = tmp_path / "state"
     daemon = pagerd_process(config, state, port, tmp_path / "pagerd.log")
 
-    async def post(to: int, instance: str) -> int | None:
-        """The answer's status, None if the port refuses connections."""
-        try:
-            async with aiohttp.ClientSession() as fresh, fresh.post(
-                    f"http://127.0.0.1:{to}/api/v1/alertmanager",
-                    json=am_payload(am_alert(alertname="Disk", instance=instance)),
-                    headers={"Authorization": f"Bearer {TOKEN}"}) as response:
-                return response.status
-        except aiohttp.ClientConnectorError:
-            return None
-
     async with running(daemon):
         first = intake_pids(state)
         assert len(first) == 1
-        assert await post(first_port, "a") == 200
+        assert await post_alert(first_port, "a") == 200
 
         config.write_text(with_intake(2, second_port))
         os.kill(daemon.pid, signal.SIGHUP)
@@ -781,10 +780,10 @@ async def test_a_reload_changes_the_number_and_port_of_intake_processes(tmp_path
         async def replaced() -> None:
             pids = intake_pids(state)
             assert len(pids) == 2 and not set(pids) & set(first), pids
-            assert await post(second_port, "b") == 200
+            assert await post_alert(second_port, "b") == 200
 
         await until(replaced, within=15)
-        assert await post(first_port, "c") is None
+        assert await post_alert(first_port, "c") is None
 
         config.write_text(with_intake(0, second_port))
         os.kill(daemon.pid, signal.SIGHUP)
@@ -793,7 +792,7 @@ async def test_a_reload_changes_the_number_and_port_of_intake_processes(tmp_path
             assert intake_pids(state) == []
 
         await until(none_left, within=15)
-        assert await post(port, "d") == 200
+        assert await post_alert(port, "d") == 200
 
     assert daemon.stopped_with == 0, daemon.failure("SIGTERM did not exit 0")
     conn = sqlite3.connect(state / "pagerd.db")
