@@ -53,8 +53,7 @@ class IntakeWorkers:
         self._poke = poke
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
-        self._stopping_event = asyncio.Event()
+        self._stop_asked = asyncio.Event()
         # Set once stop() has run: a second stop (a shutdown while a reload stops the set)
         # waits for the first rather than closing the pipe twice.
         self._stopped = asyncio.Event()
@@ -79,14 +78,14 @@ class IntakeWorkers:
         for index in range(self.count):
             self._tasks.append(asyncio.create_task(self._keep(index)))
         listening = asyncio.ensure_future(self._all_listening.wait())
-        stopping = asyncio.ensure_future(self._stopping_event.wait())
+        stopping = asyncio.ensure_future(self._stop_asked.wait())
         try:
             await asyncio.wait((listening, stopping), timeout=_LISTEN_TIMEOUT,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             listening.cancel()
             stopping.cancel()
-        if not self._all_listening.is_set() and not self._stopping:
+        if not self._all_listening.is_set() and not self._stop_asked.is_set():
             raise RuntimeError(f"{self.count - len(self._listening)} of {self.count} intake "
                                "processes did not listen (their log says why)")
 
@@ -118,7 +117,7 @@ class IntakeWorkers:
 
     async def _keep(self, index: int) -> None:
         delay = _RESTART_FIRST
-        while not self._stopping:
+        while not self._stop_asked.is_set():
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
@@ -129,12 +128,12 @@ class IntakeWorkers:
                 delay = min(delay * 2, _RESTART_MAX)
                 continue
             self._processes[index] = process
-            if self._stopping:  # stop() came while it started, and did not see it
+            if self._stop_asked.is_set():  # stop() came while it started, and did not see it
                 process.send_signal(signal.SIGTERM)
             code = await process.wait()
             self._poke()  # whatever it committed last
             self._exited()  # and counted last
-            if self._stopping:
+            if self._stop_asked.is_set():
                 return
             self.metrics.intake_process_exits.inc()
             log.error("intake_process.exited", index=index, pid=process.pid, code=code)
@@ -180,11 +179,10 @@ class IntakeWorkers:
 
         A second call waits for the first.
         """
-        if self._stopping:
+        if self._stop_asked.is_set():
             await self._stopped.wait()
             return
-        self._stopping = True
-        self._stopping_event.set()
+        self._stop_asked.set()
         try:
             await self._stop_processes(deadline)
         finally:
