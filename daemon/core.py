@@ -20,7 +20,7 @@ from pagerd.daemon.escalator import Escalator
 from pagerd.daemon.intake import Intake, Router
 from pagerd.daemon.intake_counters import CounterMerge
 from pagerd.daemon.intake_gate import verifiers_for
-from pagerd.daemon.intake_workers import IntakeWorkers
+from pagerd.daemon.intake_workers import IntakeWorkers, NotListening
 from pagerd.daemon.journal_drain import JournalDrain
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.pager import Pager, next_method, rules_of
@@ -33,7 +33,14 @@ from pagerd.notifiers.base import DeliveryError, Page, PageItem, PageNotifier
 from pagerd.oncall import override_codec
 from pagerd.oncall.overrides import Override
 from pagerd.oncall.users import ContactMethod, User
-from pagerd.settings import IntakeProcesses, Settings, load_settings, locate, next_port
+from pagerd.settings import (
+    IntakeProcesses,
+    Settings,
+    load_settings,
+    locate,
+    next_port,
+    split_listen,
+)
 from pagerd.store.base import PageOrder, Store
 from pagerd.store.sqlite import SQLiteStore
 
@@ -129,6 +136,10 @@ class Daemon:
         file, text = locate(self.options.config)
         self.settings = load_settings(file, text)
         self.listen = self.options.listen or self.settings.listen
+        try:
+            split_listen(self.listen)
+        except ValueError:
+            raise ValueError(f"listen address {self.listen!r}: must be HOST:PORT") from None
         self.config_source = (file, text)
         self.settings_loaded_at = time.time()
         self.user_tokens = _user_tokens(self.settings)
@@ -190,8 +201,8 @@ class Daemon:
             self.state.path, self.metrics, poke=self.journal_drain.poke, exited=merge.merge)
         try:
             await workers.start()
-        except RuntimeError:
-            raise  # some did not listen: the set keeps starting them
+        except NotListening:
+            raise  # the set keeps starting them
         except Exception:
             self.intake_workers = None  # nothing of the set runs
             raise
@@ -213,8 +224,12 @@ class Daemon:
         log.info("intake_processes.restarting", processes_before=before.processes,
                  processes=self.settings.intake.processes, listen=listen)
         if self.intake_workers is not None:
-            await self.intake_workers.stop(_INTAKE_STOP)
-            self.intake_workers = None
+            try:
+                await self.intake_workers.stop(_INTAKE_STOP)
+            finally:
+                # Even if this reload is cancelled: a stopped set is no set, and the next
+                # reload starts one.
+                self.intake_workers = None
         if self.stopping:
             return
         try:
@@ -483,7 +498,7 @@ class Daemon:
                 await verifier.close()
             self.metrics.set_config(settings.digest, time.time())
             log.info("config.reloaded", file=file, digest=settings.digest)
-            if settings.listen != settings_before.listen:
+            if not self.options.listen and settings.listen != self.listen:
                 log.warning("config.restart_needed", setting="server.listen",
                             serving=self.listen, configured=settings.listen)
             if (settings.intake.processes, self.intake_listen(settings)) != (
@@ -494,6 +509,12 @@ class Daemon:
                 self.intake_workers.reload()
             heap.settle()  # the old config, now garbage, goes; the new one is frozen
 
+    def begin_stop(self) -> None:
+        """From here intake answers 503, /-/ready says not ready, and no reload is taken."""
+        self.accepting = False
+        self.ready = False
+        self.stopping = True
+
     async def stop(self, deadline: float = 10.0) -> None:
         """Ordered shutdown: stop intake, drain sends, persist, close.
 
@@ -501,9 +522,7 @@ class Daemon:
         most of the deadline, then are cancelled (their claims make them go out after
         restart); the store commits its queue last, so nothing acknowledged is lost.
         """
-        self.accepting = False
-        self.ready = False
-        self.stopping = True
+        self.begin_stop()
         await self._stop_intake_processes(deadline * 0.5)
         for task in self._watch_tasks:
             task.cancel()

@@ -320,10 +320,10 @@ async def run_intake_process(options: ProcessOptions) -> int:
     except (ConfigErrors, OSError, ValueError) as exc:
         log.error("intake_process.startup_failed", error=str(exc))
         return 1
-    host, port = split_listen(options.listen)
     try:
+        host, port = split_listen(options.listen)
         sock = shared_socket(host, port)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         log.error("intake_process.startup_failed", error=f"listen: {exc}")
         return 1
     await process.read_backlog()  # what an earlier run left counts from the first request

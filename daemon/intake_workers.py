@@ -35,6 +35,10 @@ POKE = b"\0"
 LISTENING = b"L"
 
 
+class NotListening(RuntimeError):
+    """Some processes of a set did not listen in time: the set keeps starting them."""
+
+
 class IntakeWorkers:
     """Runs `count` intake processes for one daemon, listening on `listen`."""
 
@@ -54,9 +58,9 @@ class IntakeWorkers:
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_asked = asyncio.Event()
-        # Set once stop() has run: a second stop (a shutdown while a reload stops the set)
-        # waits for the first rather than closing the pipe twice.
-        self._stopped = asyncio.Event()
+        # The one stop of this set: a second stop() (a shutdown while a reload stops the
+        # set) waits for it rather than closing the pipe twice.
+        self._stopping: asyncio.Future[None] | None = None
         self._read_fd, self._write_fd = os.pipe()
         self._listening: set[int] = set()
         self._unread = b""
@@ -86,7 +90,7 @@ class IntakeWorkers:
             listening.cancel()
             stopping.cancel()
         if not self._all_listening.is_set() and not self._stop_asked.is_set():
-            raise RuntimeError(f"{self.count - len(self._listening)} of {self.count} intake "
+            raise NotListening(f"{self.count - len(self._listening)} of {self.count} intake "
                                "processes did not listen (their log says why)")
 
     def _write_config(self) -> None:
@@ -175,19 +179,29 @@ class IntakeWorkers:
                     process.send_signal(signum)
 
     async def stop(self, deadline: float) -> None:
-        """Stop every process: each answers 503, finishes what is inside, commits, exits.
+        """Stop every process: each answers 503, finishes what is inside, commits and exits
+        within `deadline`, or is killed.
 
-        A second call waits for the first.
+        The stop runs to its end even if the caller is cancelled: half done, it would leave
+        processes running with their pipe closed. A second call waits for the first, for
+        its own deadline at most, then kills what is left.
         """
-        if self._stop_asked.is_set():
-            await self._stopped.wait()
+        if self._stopping is None:
+            self._stop_asked.set()
+            self._stopping = asyncio.ensure_future(self._stop_all(deadline))
+            await asyncio.shield(self._stopping)
             return
-        self._stop_asked.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._stopping), deadline)
+        except TimeoutError:
+            self._signal(signal.SIGKILL)
+            await asyncio.shield(self._stopping)
+
+    async def _stop_all(self, deadline: float) -> None:
         try:
             await self._stop_processes(deadline)
         finally:
             self._close_pipe()
-            self._stopped.set()
 
     async def _stop_processes(self, deadline: float) -> None:
         self._signal(signal.SIGTERM)

@@ -75,8 +75,7 @@ async def _shutdown(daemon: Daemon, runner: web.AppRunner, helpers: list[asyncio
     """
     log.info("pagerd.shutting_down")
     systemd.notify("STOPPING=1")
-    daemon.accepting = False
-    daemon.ready = False
+    daemon.begin_stop()
     # No new sends from here: those that fall due now go out after the restart, while
     # sends already on their way finish (daemon.stop waits for them).
     daemon.dispatcher.stop_claiming()

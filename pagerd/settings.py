@@ -124,8 +124,9 @@ class IntakeProcesses:
     # a second of the daemon's work, so a page waits in the journal for seconds at most
     # (a sender keeps what it was refused, and retries).
     backlog: int = 20_000
-    # No `intake_listen` in the config: the port after the daemon's own, which the daemon
-    # works out from the address it listens on (`--listen` or the `listen` it started with).
+    # No `intake_listen` in the config (`listen` is then empty): the port after the
+    # daemon's own, which the daemon works out from the address it serves on (`--listen`,
+    # else the `listen` it started with).
     derived: bool = False
 
 
@@ -259,7 +260,10 @@ def _intake_processes(server: dict[str, Any], listen: str, errors: list[ConfigEr
         errors.append(ConfigError(position(server, "intake_backlog"),
                                   "must be a positive integer"))
         return IntakeProcesses()
-    intake_listen = str(server.get("intake_listen", next_port(listen)))
+    if "intake_listen" not in server:
+        # The daemon works it out from the address it serves on (see `derived`).
+        return IntakeProcesses(processes, backlog=backlog, derived=True)
+    intake_listen = str(server["intake_listen"])
     if processes and not intake_listen.rpartition(":")[2].isdigit():
         errors.append(ConfigError(position(server, "intake_listen"),
                                   "must be HOST:PORT, a port of its own"))
@@ -267,8 +271,7 @@ def _intake_processes(server: dict[str, Any], listen: str, errors: list[ConfigEr
         errors.append(ConfigError(position(server, "intake_listen"),
                                   "must differ from listen: intake processes have a port of "
                                   "their own"))
-    return IntakeProcesses(processes, intake_listen, backlog=backlog,
-                           derived="intake_listen" not in server)
+    return IntakeProcesses(processes, intake_listen, backlog=backlog)
 
 
 def _oncall(doc: dict[str, Any], errors: list[ConfigError]) -> OnCall | None:

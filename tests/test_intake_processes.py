@@ -414,10 +414,12 @@ def test_bad_intake_settings_are_refused_with_their_line(server: str, reason: st
     assert f"{line}: {reason.split(': ', 1)[1]}" in " ".join(messages), messages
 
 
-def test_intake_listen_defaults_to_the_next_port() -> None:
+def test_intake_listen_left_out_is_the_daemons_to_work_out() -> None:
+    """The port after the one the daemon serves on: see test_intake_reload for the daemon's
+    side."""
     text = default_config_text().replace("server:\n", "server:\n  intake_processes: 2\n", 1)
     intake = load_settings("pagerd.yml", text).intake
-    assert (intake.processes, intake.listen) == (2, "127.0.0.1:9798")
+    assert (intake.processes, intake.listen, intake.derived) == (2, "", True)
 
 
 @pytest.mark.slow

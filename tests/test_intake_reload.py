@@ -4,9 +4,13 @@ no reload during a shutdown, no set stopped twice, no port left without a way ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import sys
+import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,7 +19,7 @@ from structlog.testing import capture_logs
 
 from pagerd.daemon import intake_workers
 from pagerd.daemon.app import build_app
-from pagerd.daemon.core import Daemon, Options, Stopping
+from pagerd.daemon.core import Daemon, Options, StartupError, Stopping
 from pagerd.daemon.intake_workers import IntakeWorkers
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.statedir import StateDir
@@ -57,15 +61,23 @@ def next_free_pair() -> str:
         return f"127.0.0.1:{port}"
 
 
-async def test_a_stop_ends_a_start_and_a_second_stop_waits_for_the_first(
-        tmp_path: Path) -> None:
-    """A shutdown that comes while a reload's new set starts ends that start at once (no
-    15 s wait, no false failure); a shutdown that comes while a reload stops the old set
-    waits for that stop rather than closing its pipe twice."""
+# An intake process that never listens and ignores SIGTERM: stops must kill it.
+_STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+             " print('in', flush=True); time.sleep(60)")
+
+
+@contextlib.asynccontextmanager
+async def stubborn_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                       ) -> AsyncIterator[tuple[IntakeWorkers, asyncio.Task[None]]]:
+    """A set of one stubborn process, starting; yields the set and its start."""
+    async def spawn(self: IntakeWorkers, index: int) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _STUBBORN, stdout=asyncio.subprocess.PIPE)
+
+    monkeypatch.setattr(IntakeWorkers, "_spawn", spawn)
     listen = f"127.0.0.1:{free_port()}"
-    text = with_intake(1, listen)
-    workers = IntakeWorkers(1, listen, lambda: ("pagerd.yml", text), tmp_path / "state",
-                            Metrics(), poke=lambda: None)
+    workers = IntakeWorkers(1, listen, lambda: ("pagerd.yml", with_intake(1, listen)),
+                            tmp_path / "state", Metrics(), poke=lambda: None)
     starting = asyncio.create_task(workers.start())
 
     async def spawned() -> None:
@@ -73,16 +85,62 @@ async def test_a_stop_ends_a_start_and_a_second_stop_waits_for_the_first(
 
     await until(spawned)
     process = workers._processes[0]
-    os.kill(process.pid, signal.SIGSTOP)  # it will neither listen nor take SIGTERM
+    assert process.stdout is not None
+    await process.stdout.readline()  # its SIGTERM handler is in
     try:
-        first = asyncio.create_task(workers.stop(1.0))
-        second = asyncio.create_task(workers.stop(1.0))
-        await asyncio.wait_for(starting, 5)  # returned, did not raise
-        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        yield workers, starting
     finally:
         if process.returncode is None:
-            os.kill(process.pid, signal.SIGKILL)
-    assert process.returncode == -signal.SIGKILL
+            process.kill()
+            await process.wait()
+
+
+async def test_a_stop_ends_a_start_and_a_second_stop_waits_for_the_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shutdown that comes while a reload's new set starts ends that start at once (no
+    15 s wait, no false failure); a shutdown that comes while a reload stops the old set
+    waits for that stop rather than closing its pipe twice."""
+    async with stubborn_set(tmp_path, monkeypatch) as (workers, starting):
+        first = asyncio.create_task(workers.stop(1.0))
+        second = asyncio.create_task(workers.stop(5.0))
+        await asyncio.wait_for(starting, 5)  # returned, did not raise
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        assert workers._processes[0].returncode == -signal.SIGKILL
+        assert all(task.done() for task in workers._tasks)
+
+
+async def test_a_second_stop_keeps_its_own_deadline(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shutdown (a short deadline) during a reload's stop (a long one) kills what is left
+    when its own deadline passes."""
+    async with stubborn_set(tmp_path, monkeypatch) as (workers, starting):
+        first = asyncio.create_task(workers.stop(30.0))
+        await asyncio.sleep(0)
+        began = time.monotonic()
+        await asyncio.wait_for(workers.stop(0.3), 10)
+        assert time.monotonic() - began < 5
+        assert workers._processes[0].returncode == -signal.SIGKILL
+        await asyncio.wait_for(asyncio.gather(first, starting), 5)
+
+
+async def test_a_cancelled_stop_still_stops_the_set(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reload cancelled while it stops the old set (its HTTP request cut at shutdown)
+    leaves no process running and no task spawning on a closed pipe."""
+    async with stubborn_set(tmp_path, monkeypatch) as (workers, starting):
+        stopping = asyncio.create_task(workers.stop(0.3))
+        await asyncio.sleep(0.05)
+        stopping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stopping
+
+        async def stopped() -> None:
+            assert workers._processes[0].returncode == -signal.SIGKILL
+            assert all(task.done() for task in workers._tasks)
+            assert workers._read_fd == -1
+
+        await until(stopped, within=5)
+        await asyncio.wait_for(starting, 5)
 
 
 async def test_a_reload_during_shutdown_is_not_taken(tmp_path: Path) -> None:
@@ -94,8 +152,12 @@ async def test_a_reload_during_shutdown_is_not_taken(tmp_path: Path) -> None:
     os.kill(process.pid, signal.SIGSTOP)  # keeps the shutdown waiting on it
     async with serve_app(build_app(daemon)) as base, aiohttp.ClientSession() as session:
         stopping = asyncio.create_task(daemon.stop(2.0))
-        await asyncio.sleep(0.1)
-        assert daemon.stopping and not stopping.done()
+
+        async def begun() -> None:
+            assert daemon.stopping
+
+        await until(begun)
+        assert not stopping.done()  # the stopped intake process holds it for 0.6 s
 
         config.write_text(with_intake(2, f"127.0.0.1:{free_port()}"))
         with pytest.raises(Stopping):
@@ -185,3 +247,13 @@ async def test_a_default_intake_port_follows_the_address_the_daemon_serves_on(
             "server.listen"]
     finally:
         await daemon.stop(2.0)
+
+
+async def test_a_listen_address_that_is_not_host_port_fails_start_up(tmp_path: Path) -> None:
+    config = tmp_path / "pagerd.yml"
+    config.write_text(with_intake(1))
+    daemon = Daemon(Options(config=str(config), listen="localhost"),
+                    StateDir(tmp_path / "state"))
+    with pytest.raises(StartupError, match=r"'load config'.*'localhost': must be HOST:PORT"):
+        await daemon.start()
+    await daemon.stop(1.0)  # as `pagerd run` does after a failed start
