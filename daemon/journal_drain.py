@@ -23,7 +23,6 @@ import contextlib
 import heapq
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -33,7 +32,7 @@ from pagerd.daemon.intake_gate import parse_payload
 from pagerd.daemon.metrics import Metrics
 from pagerd.daemon.responses import decode_json
 from pagerd.receivers.errors import PayloadError
-from pagerd.store.base import CursorMoved, IngestBatch, IngestResult, Store, StoreUnavailable
+from pagerd.store.base import IngestBatch, IngestResult, Store, StoreUnavailable
 from pagerd.store.journal import JournalEntry, JournalReader, journal_files
 
 log = structlog.get_logger("pagerd.journal")
@@ -47,20 +46,6 @@ FORGET_EVERY = 0.05
 # An entry stamped this far after the journals were read was stamped before the clock was
 # stepped back; waiting for the clock to catch up would hold it for as long as the step.
 _CLOCK_STEP = 5.0
-
-
-# One entry of a pass: its journal, the entry, and what it holds, parsed and routed (None if
-# it could not be).
-_Item = tuple[str, JournalEntry, IngestBatch | None]
-
-
-@dataclass
-class _Queued:
-    """A pass queued to the store and not yet committed."""
-
-    items: list[_Item]
-    cursors: dict[str, int]
-    results: asyncio.Future[list[IngestResult]]
 
 
 class JournalDrain:
@@ -83,8 +68,6 @@ class JournalDrain:
         self._poked = asyncio.Event()
         self._stopping = False
         self._one_pass = asyncio.Lock()
-        self._pending: _Queued | None = None
-        self._ahead: dict[str, int] = {}  # the cursors as the pending pass leaves them
         # Parsing again counts nothing: the intake process counted what it saw.
         self._uncounted = Metrics()
 
@@ -99,17 +82,12 @@ class JournalDrain:
                 await asyncio.wait_for(self._poked.wait(), IDLE_POLL)
             self._poked.clear()
             try:
-                while not self._stopping and await self._drain(ahead=True):
+                while not self._stopping and await self.drain_once():
                     pass
             except Exception as exc:
                 # The store's trouble (it is closing, or the disk): the entries stay in the
                 # journals, and the next pass takes them.
                 log.warning("journal.drain_failed", error=str(exc))
-        try:
-            async with self._one_pass:
-                await self._settle()
-        except Exception as exc:
-            log.warning("journal.drain_failed", error=str(exc))
 
     def stop(self) -> None:
         """End `run` after the pass under way: a pass is never cut between its commit and
@@ -118,27 +96,15 @@ class JournalDrain:
         self._poked.set()
 
     async def drain_once(self) -> int:
-        """One pass, committed; returns how many entries it ingested."""
-        return await self._drain(ahead=False)
-
-    async def _drain(self, ahead: bool) -> int:
+        """One pass; returns how many entries it ingested."""
         async with self._one_pass:  # passes share the cursors: one at a time
-            if not ahead:
-                await self._settle()
-            return await self._pass(ahead)
+            return await self._pass()
 
-    async def _pass(self, ahead: bool) -> int:
-        """Read, parse and route what the journals hold past the cursors, and queue it to
-        the store with the cursors it moves. With `ahead`, return once it is queued, and
-        finish the pass before it (queued by the last call) meanwhile: the main thread then
-        routes this pass while the store's writer commits the one before, and each waits
-        less for the other. Without, return once it is committed."""
+    async def _pass(self) -> int:
         horizon = time.time()  # the pass takes only what was received before it began
         runs: list[list[tuple[str, JournalEntry]]] = []
         readers = await self._journals()
-        # Past what is queued, if a pass is: its entries are not to be read twice.
-        base = {**self._cursors, **self._ahead}
-        after = [base[reader.source] for reader in readers]
+        after = [self._cursors[reader.source] for reader in readers]
         # Every journal in one trip to a thread: at a few alerts a pass, a trip per journal
         # was a good part of an alert's way from the 2xx to its notification.
         for reader, (entries, more) in zip(
@@ -152,52 +118,16 @@ class JournalDrain:
         read = list(heapq.merge(*(_ready(run, horizon, read_done) for run in runs),
                                 key=lambda pair: pair[1].received_at))
         if not read:
-            await self._settle()
             await self._forget()  # journals opened with entries behind their cursor
             return 0
 
-        cursors = dict(base)
+        cursors = dict(self._cursors)
         for source, entry in read:
             cursors[source] = max(cursors[source], entry.id)
         items = [(source, entry, self._batch(entry)) for source, entry in read]
-        queued = _Queued(items, cursors, asyncio.ensure_future(self._queue(items, cursors, base)))
-        before, self._pending = self._pending, queued
-        self._ahead = cursors
-        if before is not None:
-            await self._finish(before)
-        if not ahead:
-            await self._settle()
-        return len(read)
+        applied = await self._ingest(items, cursors)
+        self._cursors = cursors
 
-    async def _queue(self, items: list[_Item], cursors: dict[str, int],
-                     after: dict[str, int]) -> list[IngestResult]:
-        # Only if the cursors are where this pass began: if the pass queued before it
-        # fails, this one must too, or its cursors would pass over that one's entries.
-        batches = [batch for _, _, batch in items if batch is not None]
-        self._before_ingest()  # no await between it and the ingest's queuing: see its use
-        return await self.store.ingest_journaled(batches, cursors, time.time(), after)
-
-    async def _settle(self) -> None:
-        """Finish the pass queued last, if any."""
-        queued, self._pending = self._pending, None
-        self._ahead = {}
-        if queued is not None:
-            await self._finish(queued)
-
-    async def _discard(self) -> None:
-        """The pass queued last fails its cursors' check (the one before it failed): its
-        entries are read again by the next pass."""
-        queued, self._pending = self._pending, None
-        self._ahead = {}
-        if queued is not None:
-            with contextlib.suppress(Exception):
-                await queued.results
-
-    async def _finish(self, queued: _Queued) -> None:
-        """Wait for a queued pass to commit, then count it and let its journals forget."""
-        applied = await self._applied(queued)
-        if applied is None:
-            return
         # Counted and logged per integration and pass, not per request: a pass of one-alert
         # requests holds a thousand of them.
         by_integration: dict[str, IngestResult] = {}
@@ -210,34 +140,25 @@ class JournalDrain:
                for _, r in applied):
             self._changed()
         await self._forget(throttled=True)
-        self.metrics.journal_ingested.inc(len(queued.items))
+        self.metrics.journal_ingested.inc(len(read))
+        return len(read)
 
-    async def _applied(self, queued: _Queued) -> list[tuple[IngestBatch, IngestResult]] | None:
+    async def _ingest(self, items: list[tuple[str, JournalEntry, IngestBatch | None]],
+                      cursors: dict[str, int]) -> list[tuple[IngestBatch, IngestResult]]:
         """The pass's batches stored with the cursors, in one transaction; if that fails
         for anything but the store, entry by entry, each with its own cursor, so the one
-        at fault is set aside and the others go in exactly once. None if the cursors were
-        not where this daemon had them: the next pass reads from where they are."""
-        batches = [batch for _, _, batch in queued.items if batch is not None]
+        at fault is set aside and the others go in exactly once."""
+        batches = [batch for _, _, batch in items if batch is not None]
+        self._before_ingest()  # no await between it and the ingest's queuing: see its use
         try:
-            results = await queued.results
-            self._cursors = queued.cursors
+            results = await self.store.ingest_journaled(batches, cursors, time.time())
             return list(zip(batches, results, strict=True))
         except StoreUnavailable:
-            await self._discard()
             raise
-        except CursorMoved as exc:
-            # A commit reported failed that took place after all: what it held is behind
-            # the cursors now, and read again it would go in twice.
-            log.warning("journal.cursors_moved", error=str(exc))
-            await self._discard()
-            for source in self._cursors:
-                self._cursors[source] = await self.store.journal_cursor(source)
-            return None
         except Exception as exc:
-            log.warning("journal.pass_failed", error=str(exc), entries=len(queued.items))
-        await self._discard()  # before its entries go in one by one: they come first
+            log.warning("journal.pass_failed", error=str(exc), entries=len(items))
         applied = []
-        for source, entry, batch in queued.items:
+        for source, entry, batch in items:
             cursor = {source: entry.id}
             try:
                 if batch is not None:

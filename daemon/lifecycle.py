@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sys
 
 import structlog
 from aiohttp import web
@@ -22,18 +21,12 @@ log = structlog.get_logger("pagerd.daemon")
 
 SHUTDOWN_DEADLINE = 10.0
 GAUGE_REFRESH = 10.0
-# How long a thread waiting for the GIL waits before the one holding it must let go (5 ms by
-# default). The store's writer lets go in every SQLite call and then waits to get it back;
-# while the main thread routes the next pass of the intake journals, 5 ms at each of a
-# pass's few dozen calls made the writer slower than the overlap gained.
-GIL_SWITCH_INTERVAL = 0.0005
 
 
 async def serve(options: Options) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads. Returns the exit code."""
     state = StateDir(options.state_dir or default_state_dir())
     daemon = Daemon(options, state)
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     log.info("pagerd.starting", version=__version__, state_dir=str(state.path))
     try:
         await daemon.start()

@@ -20,11 +20,6 @@ class StoreUnavailable(Exception):
     """The store cannot take the operation now (I/O error, closed, overloaded): a 503."""
 
 
-class CursorMoved(Exception):
-    """A journal's cursor is not where the ingest expected it: an ingest queued before it
-    failed, so its entries are to be read again."""
-
-
 @dataclass(slots=True)
 class RouteTarget:
     """Where routing sent one alert: the incident it belongs to and how it notifies."""
@@ -172,12 +167,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def ingest_journaled(self, batches: list[IngestBatch], cursors: dict[str, int],
-                               now: float, after: dict[str, int] | None = None
-                               ) -> list[IngestResult]:
+                               now: float) -> list[IngestResult]:
         """Ingest batches read from intake journals, and move each journal's cursor to the
         last entry read (`cursors`: journal -> entry id), atomically: an entry is ingested
-        exactly once. With `after`, only if every journal's cursor is where it says (0: none
-        yet), else nothing changes and CursorMoved is raised."""
+        exactly once."""
 
     @abc.abstractmethod
     async def journal_cursor(self, source: str) -> int:

@@ -15,7 +15,6 @@ import structlog
 
 from pagerd.store import sqlite_escalation, sqlite_ingest, sqlite_paging, sqlite_practice
 from pagerd.store.base import (
-    CursorMoved,
     EscalationStepRecord,
     IngestBatch,
     IngestResult,
@@ -27,7 +26,7 @@ from pagerd.store.base import (
 from pagerd.store.memory import trim_heap
 from pagerd.store.migrations import migrate
 from pagerd.store.sqlite_ingest import resolve_incident, touch_timers
-from pagerd.store.sqlite_rows import append, audit, dumps, execute_in
+from pagerd.store.sqlite_rows import append, audit, dumps
 from pagerd.store.writer import GroupCommitWriter, Mergeable
 
 T = TypeVar("T")
@@ -134,11 +133,8 @@ class SQLiteStore(Store):
         return result
 
     async def ingest_journaled(self, batches: list[IngestBatch], cursors: dict[str, int],
-                               now: float, after: dict[str, int] | None = None
-                               ) -> list[IngestResult]:
+                               now: float) -> list[IngestResult]:
         def op(conn: sqlite3.Connection) -> list[IngestResult]:
-            if after is not None:
-                _check_cursors(conn, after)
             results = sqlite_ingest.apply_ingests(conn, batches, now) if batches else []
             conn.executemany(
                 "INSERT INTO intake_cursors (source, last_id) VALUES (?, ?)"
@@ -480,15 +476,6 @@ def _apply_ingests(conn: sqlite3.Connection, args: list[tuple[IngestBatch, float
                 conn, [batch for batch, _ in run], max(now for _, now in run))
             start = end
     return results
-
-
-def _check_cursors(conn: sqlite3.Connection, expected: dict[str, int]) -> None:
-    stored = dict(execute_in(conn, "SELECT source, last_id FROM intake_cursors WHERE source",
-                             list(expected)))
-    moved = {source: stored.get(source, 0) for source, cursor in expected.items()
-             if stored.get(source, 0) != cursor}
-    if moved:
-        raise CursorMoved(f"journal cursors are at {moved}, not where the ingest expected")
 
 
 _TIMER_COLUMNS = ("id, kind, incident_id, target, attempts, generation, last_sent_at,"

@@ -97,20 +97,6 @@ def alert_entries(daemon: Daemon) -> int:
         conn.close()
 
 
-def refuse_bad_instance(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The store's ingest fails for any batch holding an alert of instance "bad", as a bug
-    one entry trips would."""
-    real = sqlite_ingest.apply_ingests
-
-    def refusing(conn: Any, batches: Any, now: float) -> Any:
-        if any(item.alert.labels.get("instance") == "bad"
-               for batch in batches for item in batch.items):
-            raise ValueError("a bug this entry trips")
-        return real(conn, batches, now)
-
-    monkeypatch.setattr(sqlite_ingest, "apply_ingests", refusing)
-
-
 async def test_journal_ids_never_repeat_and_a_new_file_is_a_new_journal(tmp_path: Path) -> None:
     path = tmp_path / "journal-0.db"
     writer = JournalWriter(path)
@@ -245,7 +231,15 @@ async def test_receipt_times_out_of_order_in_a_journal_read_in_part_do_not_stall
 async def test_an_entry_the_store_refuses_is_set_aside_and_the_rest_go_in_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    refuse_bad_instance(monkeypatch)
+    real = sqlite_ingest.apply_ingests
+
+    def refusing(conn: Any, batches: Any, now: float) -> Any:
+        if any(item.alert.labels.get("instance") == "bad"
+               for batch in batches for item in batch.items):
+            raise ValueError("a bug this entry trips")
+        return real(conn, batches, now)
+
+    monkeypatch.setattr(sqlite_ingest, "apply_ingests", refusing)
     async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
         assert daemon.journal_drain is not None
         writer = journal(daemon, 0)
@@ -257,62 +251,6 @@ async def test_an_entry_the_store_refuses_is_set_aside_and_the_rest_go_in_once(
         assert daemon.metrics.invalid_payloads.labels("alertmanager", "journal")._value.get() == 1
         assert await daemon.journal_drain.drain_once() == 0
         assert alert_entries(daemon) == 2
-        await writer.close()
-
-
-async def test_passes_queued_ahead_go_in_once_and_in_order_when_one_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The daemon's loop queues each pass while the one before commits. When that one fails
-    (a bug one entry trips), the pass queued behind it fails its cursors' check, and is read
-    again once the failed one's entries have gone in one by one: nothing is lost, nothing
-    goes in twice, and a resolution still comes after its firing."""
-    monkeypatch.setattr(journal_drain, "PASS_ALERTS", 2)
-    monkeypatch.setattr(journal_drain, "IDLE_POLL", 3600.0)  # the daemon's loop stays idle
-    refuse_bad_instance(monkeypatch)
-    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
-        drain = daemon.journal_drain
-        assert drain is not None
-        writer = journal(daemon, 0)
-        now = time.time()
-        for n, instance in enumerate(("a", "bad", "b", "c")):
-            await append(writer, am_payload(am_alert(alertname="Disk", instance=instance)),
-                         now - 10 + n)
-        await firing_then_resolved(writer, writer, now - 5, now - 4)
-
-        passes = []
-        while taken := await drain._drain(ahead=True):
-            passes.append(taken)
-        assert passes == [2, 2, 2, 2]  # the second pass, read twice
-        assert alerts_in(daemon) == {"a": "firing", "b": "firing", "c": "firing",
-                                     "x": "resolved"}
-        assert daemon.metrics.invalid_payloads.labels("alertmanager", "journal")._value.get() == 1
-        assert alert_entries(daemon) == 5  # a, b, c, x firing, x resolved: each once
-        assert await drain.drain_once() == 0
-        await writer.close()
-
-
-async def test_cursors_found_moved_are_read_again_from_the_store(tmp_path: Path) -> None:
-    """A commit reported failed may have taken place after all: the next pass finds the
-    cursor past where the daemon had it, takes the store's, and ingests nothing twice."""
-    async with running_daemon(tmp_path, config_text("http://127.0.0.1:9/hook")) as (daemon, _, _):
-        drain = daemon.journal_drain
-        assert drain is not None
-        writer = journal(daemon, 0)
-        await append(writer, am_payload(am_alert(alertname="Disk", instance="a")), time.time())
-        assert await drain.drain_once() == 1
-        for instance in ("b", "c"):
-            await append(writer, am_payload(am_alert(alertname="Disk", instance=instance)),
-                         time.time())
-
-        (source,) = drain._cursors
-        moved = drain._cursors[source] + 1  # as if b had gone in, unknown to the daemon
-        await daemon.store._write(lambda conn: conn.execute(
-            "UPDATE intake_cursors SET last_id = ? WHERE source = ?", (moved, source)))
-        assert await drain.drain_once() == 2  # read, found moved: nothing went in
-        assert drain._cursors[source] == moved
-        assert await drain.drain_once() == 1
-        assert alerts_in(daemon) == {"a": "firing", "c": "firing"}
         await writer.close()
 
 
