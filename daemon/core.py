@@ -204,7 +204,9 @@ class Daemon:
         except NotListening:
             raise  # the set keeps starting them
         except Exception:
-            self.intake_workers = None  # nothing of the set runs
+            # Anything else (the config copy not written, say) came before any process
+            # started: no set runs, so none is kept, and the next reload makes one.
+            self.intake_workers = None
             raise
 
     def intake_listen(self, settings: Settings) -> str:

@@ -177,9 +177,10 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 def next_port(listen: str) -> str:
-    """HOST:PORT+1: where intake processes listen when the config does not say."""
+    """HOST:PORT+1 of a valid HOST:PORT (an IPv6 host keeps its brackets): where intake
+    processes listen when the config does not say."""
     host, _, port = listen.rpartition(":")
-    return f"{host}:{int(port) + 1}" if port.isdigit() else ""
+    return f"{host}:{int(port) + 1}"
 
 
 def load_settings(file: str, text: str) -> Settings:
